@@ -1,0 +1,66 @@
+"""The `minesearch` command: thin over the library (validate, run).
+
+Bad input exits with code 2 and a message naming the field and the allowed values, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from minesearch.search import ClusterTooSmall, SearchOptions, run_search
+from minesearch.spec import SpecError
+from minesearch.validate import validated
+
+BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(BAD_INPUT)
+
+
+@click.group()
+@click.version_option(package_name="minesearch")
+def main() -> None:
+    """Find the metric-learning recipe that retrieves best on your data (Ray Tune, MLflow)."""
+
+
+@main.command()
+@click.argument("space", type=click.Path(path_type=Path))
+def validate(space: Path) -> None:
+    """Check SPACE (a space file) and its data; report every problem at once."""
+    try:
+        spec = validated(space)
+    except SpecError as exc:
+        _fail(f"error: {exc}")
+    click.echo(
+        f"{space}: ok ({spec.name}: {spec.search.trials} trials x {spec.train.epochs} epochs)"
+    )
+
+
+@main.command()
+@click.argument("space", type=click.Path(path_type=Path))
+@click.option(
+    "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else local Ray)."
+)
+@click.option(
+    "--storage-path",
+    default=None,
+    help="Ray storage for trials and checkpoints (shared on a cluster).",
+)
+def run(space: Path, address: str | None, storage_path: str | None) -> None:
+    """Run the search described by SPACE and print the best recipe."""
+    try:
+        spec = validated(space)
+    except SpecError as exc:
+        _fail(f"error: {exc}")
+    try:
+        summary = run_search(spec, space, SearchOptions(address=address, storage_path=storage_path))
+    except ClusterTooSmall as exc:
+        _fail(f"error: {exc}")
+    click.echo(summary.format())
+    if summary.best is None:
+        sys.exit(1)

@@ -1,0 +1,160 @@
+"""One search: Ray (local or a cluster), Tune with OptunaSearch and ASHA, an MLflow parent run.
+
+The driver resolves everything path-like (tracking URI, storage) to absolute values before Ray
+starts, since Tune and Train change the working directory of the processes they start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from minesearch.space import build_space
+from minesearch.spec import SamplerSpec, SpaceSpec
+from minesearch.summary import SearchSummary, summarize
+from minesearch.tracking import MlflowTrialCallback, ParentRun, resolve_tracking_uri, ui_command
+from minesearch.trial import TrialSetup, trainable
+
+DEFAULT_STORAGE = "minesearch_runs"
+
+
+class ClusterTooSmall(ValueError):
+    """One trial needs more than the whole cluster has: it would wait forever."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How and where to run, as opposed to what to search (the space file)."""
+
+    address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray
+    storage_path: str | None = None  # overrides the space file's
+    ray_init: dict[str, Any] = field(default_factory=dict)  # extra ray.init kwargs (tests)
+
+
+def resolve_storage(path: str) -> str:
+    """Local paths become absolute (Tune changes cwd); URIs (s3://, gs://, ...) stay as given."""
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def make_sampler(sampler: SamplerSpec) -> optuna.samplers.BaseSampler:
+    if sampler.name == "random":
+        return optuna.samplers.RandomSampler(seed=sampler.seed)
+    return optuna.samplers.TPESampler(multivariate=True, group=True, seed=sampler.seed)
+
+
+def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
+    scheduler = spec.search.scheduler
+    if scheduler.name == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=spec.search.metric,
+        mode=spec.search.mode,
+        max_t=spec.train.epochs,
+        grace_period=min(scheduler.grace_epochs, spec.train.epochs),
+        reduction_factor=scheduler.reduction_factor,
+    )
+
+
+def concurrency(spec: SpaceSpec, resources: dict[str, float], local: bool) -> int:
+    """Trials at once: what the file asks, capped by what the cluster can hold side by side."""
+    train = spec.train
+    if train.use_gpu:
+        need, have, unit = float(train.workers), resources.get("GPU", 0.0), "GPU"
+    else:
+        need, have, unit = train.workers * train.cpus_per_worker, resources.get("CPU", 0.0), "CPU"
+    fits = int(have // need)
+    if fits == 0 and local:
+        raise ClusterTooSmall(
+            f"train.workers: one trial needs {need:g} {unit} but this machine has {have:g}; "
+            "lower train.workers / train.cpus_per_worker or run on a cluster (--address)"
+        )
+    return max(1, min(spec.search.concurrent, fits)) if fits else spec.search.concurrent
+
+
+def start_ray(options: SearchOptions) -> bool:
+    """Connect to a cluster or start a local Ray; True when Ray is this machine alone.
+
+    A local Ray cannot grow, so a trial larger than it is an error; a cluster may autoscale.
+    """
+    local = options.address is None and not os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        ray.init(address=options.address, logging_level=logging.WARNING, **options.ray_init)
+    return local
+
+
+def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions) -> SearchSummary:
+    """Run the whole search and return its summary; the MLflow parent run ends with it."""
+    tracking_uri = resolve_tracking_uri(spec.tracking.uri)
+    storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
+    local = start_ray(options)
+    at_once = concurrency(spec, ray.cluster_resources(), local)
+    spec_dict = spec.model_dump(mode="json")
+    parent = ParentRun.start(
+        tracking_uri,
+        spec.experiment,
+        spec.name,
+        spec_dict,
+        space_file,
+        tags={
+            "sampler": spec.search.sampler.name,
+            "scheduler": spec.search.scheduler.name,
+            "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",
+            "concurrent": str(at_once),
+        },
+    )
+    trial_params = {
+        "batch.classes": spec.train.batch.classes,
+        "batch.per_class": spec.train.batch.per_class,
+        "workers": spec.train.workers,
+        "seed": spec.train.seed,
+        "epochs": spec.train.epochs,
+        "optimizer": spec.train.optimizer,
+    }
+    tuner = tune.Tuner(
+        trainable(TrialSetup(spec=spec_dict, storage_path=storage)),
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearch(
+                space=build_space(spec.search.params),
+                metric=spec.search.metric,
+                mode=spec.search.mode,
+                sampler=make_sampler(spec.search.sampler),
+            ),
+            scheduler=make_scheduler(spec),
+            num_samples=spec.search.trials,
+            max_concurrent_trials=at_once,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=storage,
+            callbacks=[MlflowTrialCallback(tracking_uri, parent.run_id, trial_params)],
+            verbose=1,
+        ),
+    )
+    status, summary = "FAILED", None
+    try:
+        results = tuner.fit()
+        summary = summarize(
+            results,
+            spec.search.metric,
+            spec.search.mode,
+            spec.train.epochs,
+            ui_command(tracking_uri),
+        )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        parent.finish(status, summary.best_for_mlflow() if summary else None)
+    return summary

@@ -1,0 +1,221 @@
+"""The space file as a typed, validated model.
+
+Every problem a file has is reported at once, each with its field path, what was given and what is
+allowed, before Ray starts: a wrong name found after a cluster spun up costs GPU-hours. Pydantic
+checks shapes and types (unknown keys are errors); `semantic_errors` then checks what depends on the
+catalog (loss/miner names, which parameter applies to what, value bounds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from minesearch import catalog
+from minesearch.params import RECIPE_KEYS, ParamValue, Range, allowed_param_names, param_errors
+
+METRICS = (
+    "mean_average_precision_at_r",
+    "precision_at_1",
+    "r_precision",
+    "recall_at_1",
+    "recall_at_2",
+    "recall_at_4",
+    "recall_at_8",
+)
+Metric = Literal[
+    "mean_average_precision_at_r",
+    "precision_at_1",
+    "r_precision",
+    "recall_at_1",
+    "recall_at_2",
+    "recall_at_4",
+    "recall_at_8",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Strict):
+    by: Literal["class"] = "class"
+    val: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    test: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_leave_train(self) -> SplitSpec:
+        if self.val + self.test >= 1:
+            raise ValueError(f"val + test must be < 1 (given {self.val} + {self.test})")
+        return self
+
+
+class DataSpec(_Strict):
+    source: Literal["digits", "parquet"] = "digits"
+    path: str | None = None
+    label_column: str = "label"
+    features_column: str = "features"
+    split: SplitSpec = SplitSpec()
+
+    @model_validator(mode="after")
+    def _parquet_needs_path(self) -> DataSpec:
+        if self.source == "parquet" and not self.path:
+            raise ValueError("source 'parquet' needs data.path (a Parquet file)")
+        return self
+
+
+class ModelSpec(_Strict):
+    backbone: Literal["auto", "convnet", "mlp"] = "auto"
+    embedding_dim: Annotated[int, Field(ge=2, le=4096)] = 32
+    hidden_dim: Annotated[int, Field(ge=2, le=65536)] = 128
+
+
+class BatchSpec(_Strict):
+    classes: Annotated[int, Field(ge=2)] = 4
+    per_class: Annotated[int, Field(ge=2)] = 8
+
+
+class TrainSpec(_Strict):
+    epochs: Annotated[int, Field(ge=1)] = 5
+    batch: BatchSpec = BatchSpec()
+    workers: Annotated[int, Field(ge=1)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
+    use_gpu: bool = False
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    seed: int = 0
+
+
+class SamplerSpec(_Strict):
+    name: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+
+
+class SchedulerSpec(_Strict):
+    name: Literal["asha", "fifo"] = "asha"
+    grace_epochs: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 2.0
+
+
+class SearchSpec(_Strict):
+    metric: Metric = "mean_average_precision_at_r"
+    mode: Literal["max", "min"] = "max"
+    trials: Annotated[int, Field(ge=1)] = 8
+    concurrent: Annotated[int, Field(ge=1)] = 1
+    sampler: SamplerSpec = SamplerSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+
+class TrackingSpec(_Strict):
+    experiment: str | None = None
+    uri: str | None = None
+
+
+class SpaceSpec(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    storage_path: str | None = None
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+
+class SpecError(Exception):
+    """All problems of one space file; `str()` lists them one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+
+def load_spec(path: str | Path) -> SpaceSpec:
+    """Read and validate a space file; raise SpecError with every problem found."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(source, [f"cannot read the space file: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(source, [f"not valid YAML: {exc}"]) from None
+    return parse_spec(raw, source)
+
+
+def parse_spec(raw: Any, source: str = "<space>") -> SpaceSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(source, ["the file must be a mapping with at least `name:`"])
+    try:
+        spec = SpaceSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(source, [_describe(err) for err in exc.errors()]) from None
+    problems = semantic_errors(spec)
+    if problems:
+        raise SpecError(source, problems)
+    return spec
+
+
+def semantic_errors(spec: SpaceSpec) -> list[str]:
+    """What needs the catalog: names, where a parameter applies, value bounds, batch vs data."""
+    problems = param_errors(spec.search.params)
+    if spec.data.source == "parquet" and spec.data.path and not Path(spec.data.path).exists():
+        problems.append(f"data.path: file not found (given {spec.data.path!r})")
+    if spec.train.batch.classes < spec.train.workers:
+        problems.append(
+            f"train.batch.classes: each worker needs at least one class per step "
+            f"(given classes={spec.train.batch.classes} < workers={spec.train.workers})"
+        )
+    return problems
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(err["loc"][:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        hint = catalog.did_you_mean(str(err["loc"][-1]), allowed)
+        return f"{loc}: unknown key{hint}; allowed: {allowed}"
+    given = err.get("input")
+    shown = "" if isinstance(given, dict) else f" (given {given!r})"
+    return f"{loc}: {msg}{shown}"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class found by following `loc` from SpaceSpec (for 'allowed keys')."""
+    model: type[BaseModel] = SpaceSpec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return Range if part != "params" and annotation is None else None
+        model = annotation
+    return model
+
+
+__all__ = [
+    "METRICS",
+    "RECIPE_KEYS",
+    "DataSpec",
+    "ModelSpec",
+    "ParamValue",
+    "Range",
+    "SearchSpec",
+    "SpaceSpec",
+    "SpecError",
+    "TrainSpec",
+    "allowed_param_names",
+    "load_spec",
+    "parse_spec",
+]

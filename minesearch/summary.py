@@ -1,0 +1,103 @@
+"""What a finished search says: the best recipe, its scores, the leaderboard, what failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune import ResultGrid
+
+from minesearch.recipe import Recipe
+
+SHOWN = ("mean_average_precision_at_r", "precision_at_1", "r_precision", "recall_at_1")
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    trial_id: str
+    recipe: Recipe
+    status: str  # "finished" (all epochs), "stopped" (early, by the scheduler), "failed"
+    epochs: int  # last epoch reported
+    metrics: dict[str, float]  # at the last reported epoch
+    baseline: dict[str, float]  # at epoch 0, before training
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    metric: str
+    mode: str
+    trials: list[TrialOutcome]
+    ui_command: str
+
+    @property
+    def ranked(self) -> list[TrialOutcome]:
+        scored = [t for t in self.trials if t.status != "failed" and self.metric in t.metrics]
+        return sorted(scored, key=lambda t: t.metrics[self.metric], reverse=self.mode == "max")
+
+    @property
+    def best(self) -> TrialOutcome | None:
+        ranked = self.ranked
+        return ranked[0] if ranked else None
+
+    @property
+    def failed(self) -> list[TrialOutcome]:
+        return [t for t in self.trials if t.status == "failed"]
+
+    def best_for_mlflow(self) -> dict[str, Any] | None:
+        best = self.best
+        if best is None:
+            return None
+        metrics = {k: best.metrics[k] for k in SHOWN if k in best.metrics}
+        metrics |= {f"epoch0.{k}": best.baseline[k] for k in SHOWN if k in best.baseline}
+        return {
+            "trial_id": best.trial_id,
+            "params": best.recipe.mlflow_params(),
+            "metrics": metrics,
+        }
+
+    def format(self, top: int = 5) -> str:
+        lines = [f"{len(self.trials)} trials: {len(self.ranked)} scored, {len(self.failed)} failed"]
+        header = f"{'trial':<12} {'epochs':>6} {self.metric[:12]:>12} {'epoch 0':>8}  recipe"
+        lines += ["", header]
+        for t in self.ranked[:top]:
+            lines.append(
+                f"{t.trial_id:<12} {t.epochs:>6} {t.metrics[self.metric]:>12.4f} "
+                f"{t.baseline.get(self.metric, float('nan')):>8.4f}  {t.recipe.label()}"
+            )
+        best = self.best
+        if best is not None:
+            lines += ["", f"best recipe ({best.trial_id}): {best.recipe.mlflow_params()}"]
+            lines.append(
+                "best scores: "
+                + ", ".join(f"{k}={best.metrics[k]:.4f}" for k in SHOWN if k in best.metrics)
+            )
+        for t in self.failed:
+            lines.append(
+                f"failed {t.trial_id} ({t.recipe.label()}): {(t.error or '').strip()[-300:]}"
+            )
+        lines += ["", f"compare the trials in MLflow: {self.ui_command}"]
+        return "\n".join(lines)
+
+
+def summarize(
+    results: ResultGrid, metric: str, mode: str, epochs: int, ui_command: str
+) -> SearchSummary:
+    outcomes = [_outcome(results[i], epochs) for i in range(len(results))]
+    return SearchSummary(metric=metric, mode=mode, trials=outcomes, ui_command=ui_command)
+
+
+def _outcome(result: Any, epochs_planned: int) -> TrialOutcome:
+    recipe = Recipe.from_dict(result.config["recipe"])
+    metrics = dict(result.metrics or {})
+    trial_id = str(metrics.get("trial_id", "?"))
+    epoch = int(metrics.get("epoch", -1))
+    frame = result.metrics_dataframe
+    baseline: dict[str, float] = {}
+    if frame is not None and "epoch" in frame and (frame["epoch"] == 0).any():
+        row = frame[frame["epoch"] == 0].iloc[0]
+        baseline = {k: float(row[k]) for k in SHOWN if k in row}
+    if result.error is not None:
+        return TrialOutcome(trial_id, recipe, "failed", epoch, {}, baseline, str(result.error))
+    status = "finished" if epoch >= epochs_planned else "stopped"
+    return TrialOutcome(trial_id, recipe, status, epoch, metrics, baseline)

@@ -1,0 +1,219 @@
+"""The Ray Train worker loop: setup -> (evaluate epoch 0) -> train epoch -> evaluate -> report.
+
+Runs in every data-parallel worker of a trial. Everything it needs arrives in `config` (the space
+as a dict and the recipe): under Ray nothing global reaches a worker. Mining and the loss see the
+global batch through PML's distributed wrappers, so a miner finds hard negatives across shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+from pytorch_metric_learning.utils import distributed as pml_dist
+from torch import nn
+
+from minesearch.batches import ClassBalancedBatches
+from minesearch.data import Dataset, load_dataset, split_by_class
+from minesearch.evaluate import retrieval_scores
+from minesearch.model import build_model
+from minesearch.recipe import Recipe
+from minesearch.spec import SpaceSpec
+
+CHECKPOINT_FILE = "checkpoint.pt"
+EVAL_CHUNK = 1024
+
+
+@dataclass
+class WorkerState:
+    """What one worker holds for the life of a trial."""
+
+    model: nn.Module  # DDP-wrapped when world > 1
+    loss_fn: nn.Module
+    miner: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    batches: ClassBalancedBatches
+    train: Dataset
+    val: Dataset
+    device: torch.device
+    rank: int
+    world: int
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point given to TorchTrainer."""
+    quiet_libraries()
+    spec = SpaceSpec.model_validate(config["spec"])
+    recipe = Recipe.from_dict(config["recipe"])
+    state = setup(spec, recipe)
+    start = restore(state)
+    if start == 0:
+        report(state, 0, {})
+    for epoch in range(start + 1, spec.train.epochs + 1):
+        stats = train_epoch(state, epoch)
+        report(state, epoch, stats)
+
+
+def quiet_libraries() -> None:
+    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log."""
+    for name in ("PML", "faiss.loader"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # DDP warns about conv weights with one input channel; harmless for these sizes.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+
+
+def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(spec.train.cpus_per_worker)))
+    torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
+    data = load_dataset(
+        spec.data.source, spec.data.path, spec.data.label_column, spec.data.features_column
+    )
+    split = split_by_class(
+        data.labels, spec.data.split.val, spec.data.split.test, spec.data.split.seed
+    )
+    train, val = data.subset(split.train), data.subset(split.val)
+    model = ray.train.torch.prepare_model(
+        build_model(
+            data.input_shape, spec.model.backbone, spec.model.embedding_dim, spec.model.hidden_dim
+        )
+    )
+    device = ray.train.torch.get_device()
+    loss_fn, miner = recipe.build()
+    loss_fn = loss_fn.to(device)
+    if world > 1:  # all-gather embeddings so mining and the loss see the global batch
+        loss_fn = pml_dist.DistributedLossWrapper(loss_fn)
+        miner = pml_dist.DistributedMinerWrapper(miner) if miner is not None else None
+    params = [*model.parameters(), *loss_fn.parameters()]
+    batches = ClassBalancedBatches(
+        train.labels,
+        spec.train.batch.classes,
+        spec.train.batch.per_class,
+        world_size=world,
+        rank=rank,
+        seed=spec.train.seed,
+    )
+    return WorkerState(
+        model=model,
+        loss_fn=loss_fn,
+        miner=miner,
+        optimizer=make_optimizer(spec.train.optimizer, params, recipe.lr, spec.train.weight_decay),
+        batches=batches,
+        train=train,
+        val=val,
+        device=device,
+        rank=rank,
+        world=world,
+    )
+
+
+def make_optimizer(
+    name: str, params: list[nn.Parameter], lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
+    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges."""
+    state.batches.set_epoch(epoch)
+    state.model.train()
+    inputs = torch.from_numpy(state.train.inputs)
+    labels = torch.from_numpy(state.train.labels)
+    started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
+    for step, idx in enumerate(state.batches):
+        x, y = inputs[idx].to(state.device), labels[idx].to(state.device)
+        emb = state.model(x)  # [b, E], this worker's shard of the global batch
+        mined = state.miner(emb, y) if state.miner is not None else None
+        # The distributed wrapper returns world x the global loss so that DDP's gradient averaging
+        # yields the gradient of the global loss; log the global loss itself.
+        loss = state.loss_fn(emb, y, mined)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        losses.append(loss.item() / state.world)
+        samples += len(idx)
+        if mined is not None:
+            count = int(mined[0].numel())
+            tuples.append(count)
+            empty += count == 0
+    seconds = time.perf_counter() - started
+    stats = {
+        "train_loss": float(np.mean(losses)),
+        "epoch_time_s": seconds,
+        "samples_per_s": samples * state.world / max(seconds, 1e-9),
+    }
+    if tuples:
+        stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
+    return stats
+
+
+@torch.no_grad()
+def embed(model: nn.Module, inputs: np.ndarray, device: torch.device) -> torch.Tensor:
+    model.eval()
+    chunks = [
+        model(torch.from_numpy(inputs[i : i + EVAL_CHUNK]).to(device)).cpu()
+        for i in range(0, len(inputs), EVAL_CHUNK)
+    ]
+    return torch.cat(chunks)  # [N, E]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP: evaluation on rank 0 alone must not enter DDP's collectives."""
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, nn.Module)
+    return inner
+
+
+def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
+    """All ranks report (it is a barrier); rank 0 evaluates and writes the checkpoint."""
+    metrics: dict[str, float] = {"epoch": epoch, **stats}
+    if state.rank != 0:
+        ray.train.report(metrics)
+        return
+    scores = retrieval_scores(
+        embed(unwrap(state.model), state.val.inputs, state.device), state.val.labels
+    )
+    metrics |= scores.as_metrics()
+    if any(not math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(
+            {
+                "epoch": epoch,
+                "model": unwrap(state.model).state_dict(),
+                "loss": state.loss_fn.state_dict(),
+                "optimizer": state.optimizer.state_dict(),
+            },
+            Path(tmp) / CHECKPOINT_FILE,
+        )
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def restore(state: WorkerState) -> int:
+    """Load the last checkpoint if Ray Train hands one over; return the epoch to continue after."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
+    unwrap(state.model).load_state_dict(saved["model"])
+    state.loss_fn.load_state_dict(saved["loss"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    return int(saved["epoch"])
