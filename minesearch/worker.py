@@ -53,12 +53,13 @@ class WorkerState:
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point given to TorchTrainer."""
     quiet_libraries()
+    started = time.time()
     spec = SpaceSpec.model_validate(config["spec"])
     recipe = Recipe.from_dict(config["recipe"])
     state = setup(spec, recipe)
     start = restore(state)
     if start == 0:
-        report(state, 0, {})
+        report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
     for epoch in range(start + 1, spec.train.epochs + 1):
         stats = train_epoch(state, epoch)
         report(state, epoch, stats)

@@ -1,0 +1,157 @@
+"""A real (tiny) search through Ray Tune, Optuna, Ray Train, PML and MLflow, read back from MLflow."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+import yaml
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from minesearch.cli import main
+from minesearch.search import local_runtime_env
+from minesearch.tracking import TRIAL_TAG
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 2
+TRIALS = 3
+RECIPE_PARAMS = {"loss", "miner", "lr", "margin_mode", "tuples", "workers", "seed", "batch.classes"}
+CURVES = ("mean_average_precision_at_r", "precision_at_1", "r_precision")
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Ray for the module, with explicit resources (2 CPUs, as CI has) and temp storage."""
+    temp_dir = str(tmp_path_factory.mktemp("ray"))
+    ray.init(
+        num_cpus=2,
+        include_dashboard=True,  # without it, a trial stopped by ASHA leaks its placement group
+        _temp_dir=temp_dir,
+        logging_level="WARNING",
+        runtime_env=local_runtime_env(),
+    )
+    yield
+    ray.shutdown()
+    assert not processes_mentioning(temp_dir, wait_s=20), "Ray left processes behind"
+
+
+def processes_mentioning(text: str, wait_s: float) -> list[str]:
+    """Command lines of live processes that contain `text` (Ray's session dir), after a grace wait."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and proc.name != str(os.getpid()):
+                found.append(cmdline)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def tiny_space(tmp_path: Path) -> Path:
+    space = {
+        "name": "e2e",
+        "data": {"source": "digits", "split": {"val": 0.3, "test": 0.0, "seed": 0}},
+        "model": {"backbone": "convnet", "embedding_dim": 16, "hidden_dim": 32},
+        "train": {"epochs": EPOCHS, "batch": {"classes": 4, "per_class": 6}, "workers": 2},
+        "search": {
+            "trials": TRIALS,
+            "sampler": {"name": "tpe", "seed": 3},
+            "scheduler": {"name": "fifo"},
+            "params": {
+                "loss": ["TripletMarginLoss", "ContrastiveLoss", "MultiSimilarityLoss"],
+                "miner": ["none", "TripletMarginMiner", "BatchHardMiner", "MultiSimilarityMiner"],
+                "margin": {"low": 0.01, "high": 0.5},
+                "type_of_triplets": ["all", "hard", "semihard", "easy"],
+                "lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True},
+            },
+        },
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "experiment": "e2e"},
+    }
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_path: Path) -> None:
+    space = tiny_space(tmp_path)
+    result = CliRunner().invoke(main, ["run", str(space), "--storage-path", str(tmp_path / "ray")])
+    assert result.exit_code == 0, result.output
+    assert "best recipe" in result.output
+    assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == TRIALS
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert "best.mean_average_precision_at_r" in parent.data.metrics
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert len({c.data.tags[TRIAL_TAG] for c in children}) == TRIALS
+
+    final_maps = []
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert RECIPE_PARAMS <= set(child.data.params)
+        if child.data.params["miner"] == "TripletMarginMiner":
+            assert child.data.params["miner.type_of_triplets"] in {
+                "all",
+                "hard",
+                "semihard",
+                "easy",
+            }
+        else:
+            assert "miner.type_of_triplets" not in child.data.params
+        for name in CURVES:
+            history = client.get_metric_history(child.info.run_id, name)
+            assert sorted(m.step for m in history) == list(range(EPOCHS + 1)), name
+        final_maps.append(child.data.metrics["mean_average_precision_at_r"])
+        artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]
+        assert "trial_config.json" in artifacts
+    assert len(set(final_maps)) == TRIALS  # the recipe matters
+
+
+def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> None:
+    """lr=1e12 with SGD makes the loss NaN at step 1 (checked): that trial ends FAILED in Tune and
+    MLflow with the reason, and the search goes on to finish the other trial."""
+    space = yaml.safe_load(tiny_space(tmp_path).read_text())
+    space["name"] = "e2e-failure"
+    space["train"] |= {"epochs": 1, "workers": 1, "optimizer": "sgd"}
+    space["search"] |= {"trials": 2, "sampler": {"name": "random", "seed": 0}}
+    space["search"]["params"] = {"loss": "ContrastiveLoss", "lr": [1.0e-3, 1.0e12]}
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(space))
+    result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
+    assert result.exit_code == 0, result.output
+    assert "1 failed" in result.output
+
+    client = MlflowClient(space["tracking"]["uri"])
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment is not None
+    parent = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.run_name = 'e2e-failure'"
+    )[0]
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+    )
+    status = {float(c.data.params["lr"]): c.info.status for c in children}
+    assert status == {1.0e-3: "FINISHED", 1.0e12: "FAILED"}
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "loss became nan" in failed.data.tags["minesearch.error"]
+    assert parent.info.status == "FINISHED"

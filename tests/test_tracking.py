@@ -1,0 +1,126 @@
+"""MLflow layout without Ray: URI resolution, the parent run, and the driver-side trial callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from minesearch.recipe import Recipe
+from minesearch.tracking import (
+    TRIAL_TAG,
+    MlflowTrialCallback,
+    ParentRun,
+    resolve_tracking_uri,
+    ui_command,
+)
+
+
+def test_relative_sqlite_uri_becomes_absolute(tmp_path: Path) -> None:
+    assert (
+        resolve_tracking_uri("sqlite:///runs/m.db", tmp_path) == f"sqlite:///{tmp_path}/runs/m.db"
+    )
+    assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+
+
+def test_default_is_sqlite_in_cwd_and_env_wins_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db", tmp_path) == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_file_store_paths_become_file_uris(tmp_path: Path) -> None:
+    assert resolve_tracking_uri("mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+    assert resolve_tracking_uri("file:./mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+
+
+def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
+    command = ui_command(f"sqlite:///{tmp_path}/m.db")
+    assert f"--backend-store-uri 'sqlite:///{tmp_path}/m.db'" in command
+    assert "--host 127.0.0.1" in command
+    assert f"--default-artifact-root '{(tmp_path / 'mlartifacts').as_uri()}'" in command
+
+
+@dataclass
+class FakeTrial:
+    """The attributes of ray.tune.experiment.Trial that the callback reads."""
+
+    trial_id: str
+    config: dict[str, Any]
+    error_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RECIPE = Recipe(
+    "TripletMarginLoss",
+    "TripletMarginMiner",
+    {"margin": 0.1},
+    {"margin": 0.1, "type_of_triplets": "semihard"},
+    lr=1e-3,
+    margin_mode="tied",
+)
+
+
+def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/m.db"
+    spec = {
+        "search": {
+            "metric": "mean_average_precision_at_r",
+            "mode": "max",
+            "trials": 2,
+            "concurrent": 1,
+            "sampler": {"name": "tpe"},
+            "scheduler": {"name": "asha"},
+        },
+        "train": {"epochs": 2, "workers": 1},
+    }
+    parent = ParentRun.start(uri, "exp", "search", spec, None, tags={})
+    callback = MlflowTrialCallback(uri, parent.run_id, {"workers": 1})
+    ok = FakeTrial("t_ok", {"recipe": RECIPE.to_dict()})
+    error_file = tmp_path / "error.txt"
+    error_file.write_text("FloatingPointError: loss became nan")
+    bad = FakeTrial("t_bad", {"recipe": RECIPE.to_dict()}, error_file=str(error_file))
+    for trial in (ok, bad):
+        callback.on_trial_start(0, [], trial)  # type: ignore[arg-type]
+    for epoch in range(3):
+        result = {
+            "epoch": epoch,
+            "mean_average_precision_at_r": 0.1 * epoch,
+            "time_this_iter_s": 1.0,
+        }
+        callback.on_trial_result(0, [], ok, result)  # type: ignore[arg-type]
+    callback.on_trial_complete(0, [], ok)  # type: ignore[arg-type]
+    callback.on_trial_error(0, [], bad)  # type: ignore[arg-type]
+
+    client = MlflowClient(uri)
+    ok_run = client.get_run(callback.runs["t_ok"])
+    bad_run = client.get_run(callback.runs["t_bad"])
+    assert ok_run.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert ok_run.data.tags[TRIAL_TAG] == "t_ok"
+    assert ok_run.data.params["miner.type_of_triplets"] == "semihard"
+    assert ok_run.data.params["loss.margin"] == "0.1"
+    history = client.get_metric_history(ok_run.info.run_id, "mean_average_precision_at_r")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert "time_this_iter_s" not in ok_run.data.metrics
+    assert ok_run.info.status == "FINISHED"
+    assert bad_run.info.status == "FAILED"
+    assert "loss became nan" in bad_run.data.tags["minesearch.error"]
+
+
+def test_callback_finds_its_run_again_after_a_restart(tmp_path: Path) -> None:
+    """A restarted driver (resume) must not create a second child run for the same trial."""
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("exp")
+    parent = client.create_run(experiment).info.run_id
+    trial = FakeTrial("t1", {"recipe": RECIPE.to_dict()})
+    first = MlflowTrialCallback(uri, parent, {}).run_id(trial)  # type: ignore[arg-type]
+    second = MlflowTrialCallback(uri, parent, {}).run_id(trial)  # type: ignore[arg-type]
+    assert first == second
+    assert len(client.search_runs([experiment])) == 2  # the parent and one child
