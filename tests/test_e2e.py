@@ -1,4 +1,4 @@
-"""A real (tiny) search through Ray Tune, Optuna, Ray Train, PML and MLflow, read back from MLflow."""
+"""A real (tiny) search through Ray Tune, Optuna, Ray Train, PML and MLflow, read back."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def processes_mentioning(text: str, wait_s: float) -> list[str]:
-    """Command lines of live processes that contain `text` (Ray's session dir), after a grace wait."""
+    """Command lines of live processes containing `text` (Ray's session dir), after a grace wait."""
     deadline = time.monotonic() + wait_s
     while True:
         found = []
@@ -107,7 +107,7 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     final_maps = []
     for child in children:
         assert child.info.status == "FINISHED"
-        assert RECIPE_PARAMS <= set(child.data.params)
+        assert set(child.data.params) >= RECIPE_PARAMS
         if child.data.params["miner"] == "TripletMarginMiner":
             assert child.data.params["miner.type_of_triplets"] in {
                 "all",
