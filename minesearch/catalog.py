@@ -139,8 +139,9 @@ def miner_info(name: str) -> MinerInfo | None:
 
 def compatibility(loss: str, miner: str) -> Compatibility:
     """native: miner output is what the loss consumes; converted: PML converts it (recorded)."""
+    consumes = loss_info(loss).consumes  # checked first: an unknown loss is never "native"
     m = miner_info(miner)
-    if m is None or m.emits == loss_info(loss).consumes:
+    if m is None or m.emits == consumes:
         return "native"
     return "converted"
 

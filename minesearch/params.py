@@ -11,11 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    model_validator,
+)
 
 from minesearch import catalog
 
-Scalar = float | int | str
+# Strict: YAML's `yes`/`on`/`true` must not become the number 1.0.
+Scalar = StrictFloat | StrictInt | StrictStr
 
 
 class Range(BaseModel):
@@ -35,7 +46,20 @@ class Range(BaseModel):
         return self
 
 
-ParamValue = Range | Annotated[list[Scalar], Field(min_length=1)] | Scalar
+def _param_form(value: Any) -> str:
+    """Which of the three forms a value takes, so errors speak of that form only."""
+    if isinstance(value, dict | Range):
+        return "range"
+    return "choices" if isinstance(value, list) else "constant"
+
+
+PARAM_FORMS = ("range", "choices", "constant")
+ParamValue = Annotated[
+    Annotated[Range, Tag("range")]
+    | Annotated[list[Scalar], Field(min_length=1), Tag("choices")]
+    | Annotated[Scalar, Tag("constant")],
+    Discriminator(_param_form),
+]
 
 RECIPE_KEYS = ("loss", "miner", "lr")
 MARGIN_KEYS = ("margin", "loss_margin", "miner_margin")

@@ -1,0 +1,182 @@
+"""`minesearch validate` / `run` on bad input: exit 2, the field named, no traceback, no Ray."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+import yaml
+from click.testing import CliRunner, Result
+
+from minesearch import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "search_spaces" / "quickstart.yaml"
+
+
+def quickstart() -> dict[str, Any]:
+    raw = yaml.safe_load(QUICKSTART.read_text())
+    assert isinstance(raw, dict)
+    return raw
+
+
+def write(path: Path, raw: Any) -> Path:
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
+    return path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli.main, list(args))
+
+
+def assert_bad_input(result: Result, *fields: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.output.startswith("error: ")
+    for field in fields:
+        assert field in result.output, (field, result.output)
+
+
+def test_validate_quickstart_ok() -> None:
+    result = invoke("validate", str(QUICKSTART))
+    assert result.exit_code == 0, result.output
+    assert "ok (quickstart-digits: 10 trials x 4 epochs)" in result.output
+
+
+def _with(raw: dict[str, Any], section: str, key: str, value: Any) -> dict[str, Any]:
+    raw.setdefault(section, {})[key] = value
+    return raw
+
+
+BAD_FILES: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "misspelled-key": (
+        {"name": "t", "trian": {"epochs": 2}},
+        ("trian: unknown key", "did you mean 'train'?"),
+    ),
+    "nested-key": ({"name": "t", "train": {"epoch": 2}}, ("train.epoch:", "'epochs'")),
+    "wrong-type": ({"name": "t", "train": {"epochs": "many"}}, ("train.epochs:", "'many'")),
+    "unknown-loss": (
+        {"name": "t", "search": {"params": {"loss": ["TripletMarginLos"]}}},
+        ("search.params.loss:", "did you mean 'TripletMarginLoss'?"),
+    ),
+    "unknown-miner": (
+        {"name": "t", "search": {"params": {"miner": ["TripletMarginMinr"]}}},
+        ("search.params.miner:", "did you mean 'TripletMarginMiner'?"),
+    ),
+    "triplet-type": (
+        {
+            "name": "t",
+            "search": {
+                "params": {"miner": ["TripletMarginMiner"], "type_of_triplets": ["semi-hard"]}
+            },
+        },
+        ("search.params.type_of_triplets:", "did you mean 'semihard'?"),
+    ),
+    "bad-range": (
+        {"name": "t", "search": {"params": {"lr": {"low": 0, "high": 0.1, "log": True}}}},
+        ("search.params.lr:", "low > 0"),
+    ),
+    "parquet-no-path": ({"name": "t", "data": {"source": "parquet"}}, ("data:", "data.path")),
+    "not-a-mapping": ("- name: t\n", ("must be a mapping",)),
+    "invalid-yaml": ("name: t\ntrain: {epochs: 2\n", ("not valid YAML",)),
+    "several": (
+        {"name": "t", "train": {"workers": 0}, "search": {"trials": 0}},
+        ("train.workers:", "search.trials:", "2 problem(s)"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_validate_bad_file_exits_2(tmp_path: Path, case: str) -> None:
+    raw, fields = BAD_FILES[case]
+    path = write(tmp_path / f"{case}.yaml", raw)
+    assert_bad_input(invoke("validate", str(path)), str(path), *fields)
+
+
+def test_validate_missing_file(tmp_path: Path) -> None:
+    assert_bad_input(invoke("validate", str(tmp_path / "absent.yaml")), "cannot read")
+
+
+def test_validate_too_many_batch_classes_for_split(tmp_path: Path) -> None:
+    # Quickstart holds 3 of digits' 10 classes out for validation: 7 are left to train on.
+    raw = quickstart()
+    raw["train"]["batch"]["classes"] = 9
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "train.batch.classes:", "only 7 classes")
+
+
+def test_validate_quickstart_batch_of_all_training_classes_ok(tmp_path: Path) -> None:
+    raw = quickstart()
+    raw["train"]["batch"]["classes"] = 7
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_parquet_missing_column(tmp_path: Path) -> None:
+    data = tmp_path / "emb.parquet"
+    table = pa.table(
+        {"label": list(range(10)) * 4, "vector": [[float(i), 1.0, 2.0] for i in range(40)]}
+    )
+    pq.write_table(table, data)
+    raw: dict[str, Any] = {"name": "t", "data": {"source": "parquet", "path": str(data)}}
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "data.features_column:", "no column 'features'", "label, vector")
+    raw["data"]["features_column"] = "vector"
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_path_with_digits(tmp_path: Path) -> None:
+    data = tmp_path / "x.parquet"
+    data.touch()
+    raw = {"name": "t", "data": {"source": "digits", "path": str(data)}}
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "data.path:", "only used with source 'parquet'")
+
+
+@pytest.fixture
+def no_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("run_search called on a file that does not validate")
+
+    monkeypatch.setattr(cli, "run_search", must_not_run)
+
+
+@pytest.mark.usefixtures("no_search")
+def test_run_bad_file_exits_2_before_ray(tmp_path: Path) -> None:
+    raw = quickstart()
+    raw["search"]["params"]["loss"] = ["TripletMarginLoss", "ArcFaceLoss"]
+    result = invoke("run", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "search.params.loss:", "'ArcFaceLoss'")
+    assert not ray.is_initialized()
+
+
+@pytest.mark.usefixtures("no_search")
+def test_run_bad_data_exits_2_before_ray(tmp_path: Path) -> None:
+    raw = quickstart()
+    raw["train"]["batch"]["classes"] = 9
+    result = invoke("run", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "train.batch.classes:")
+    assert not ray.is_initialized()
+
+
+def test_console_script_bad_file(tmp_path: Path) -> None:
+    exe = shutil.which("minesearch")
+    assert exe is not None, "the console script is not installed (pip install -e .)"
+    path = write(
+        tmp_path / "bad.yaml", {"name": "t", "search": {"params": {"loss": "Tripletloss"}}}
+    )
+    proc = subprocess.run(
+        [exe, "validate", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "search.params.loss: unknown name 'Tripletloss'" in proc.stderr
+    assert proc.stdout == ""

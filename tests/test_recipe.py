@@ -1,0 +1,127 @@
+"""A recipe: dict round trip (driver -> workers), flat MLflow params, run label, building."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from pytorch_metric_learning import losses, miners
+
+from minesearch.catalog import UnknownNameError
+from minesearch.recipe import Recipe
+
+TRIPLET = Recipe(
+    loss="TripletMarginLoss",
+    miner="TripletMarginMiner",
+    loss_params={"margin": 0.2},
+    miner_params={"margin": 0.2, "type_of_triplets": "semihard"},
+    lr=0.00123456789,
+    margin_mode="tied",
+)
+SEPARATE = Recipe(
+    loss="TripletMarginLoss",
+    miner="TripletMarginMiner",
+    loss_params={"margin": 0.05},
+    miner_params={"margin": 0.3, "type_of_triplets": "hard"},
+    margin_mode="separate",
+)
+CONTRASTIVE = Recipe(
+    loss="ContrastiveLoss",
+    miner="none",
+    loss_params={"pos_margin": 0.0, "neg_margin": 1.0},
+)
+
+
+@pytest.mark.parametrize("recipe", [TRIPLET, SEPARATE, CONTRASTIVE, Recipe("TripletMarginLoss")])
+def test_dict_round_trip(recipe: Recipe) -> None:
+    data = recipe.to_dict()
+    assert Recipe.from_dict(data) == recipe
+    # Plain data: survives JSON (Ray configs, MLflow artifacts) and pickle (Ray transport).
+    assert Recipe.from_dict(json.loads(json.dumps(data))) == recipe
+    assert pickle.loads(pickle.dumps(recipe)) == recipe
+
+
+def test_to_dict_shape() -> None:
+    assert TRIPLET.to_dict() == {
+        "loss": "TripletMarginLoss",
+        "miner": "TripletMarginMiner",
+        "loss_params": {"margin": 0.2},
+        "miner_params": {"margin": 0.2, "type_of_triplets": "semihard"},
+        "lr": 0.00123456789,
+        "margin_mode": "tied",
+    }
+
+
+def test_defaults() -> None:
+    recipe = Recipe("TripletMarginLoss")
+    assert recipe.miner == "none" and recipe.lr == 1e-3 and recipe.margin_mode == "default"
+    assert recipe.loss_params == {} and recipe.miner_params == {}
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(TypeError):
+        Recipe.from_dict({"loss": "TripletMarginLoss", "optimizer": "adam"})
+
+
+def test_mlflow_params() -> None:
+    assert TRIPLET.mlflow_params() == {
+        "loss": "TripletMarginLoss",
+        "miner": "TripletMarginMiner",
+        "lr": "0.00123457",
+        "loss.margin": "0.2",
+        "miner.margin": "0.2",
+        "miner.type_of_triplets": "semihard",
+        "margin_mode": "tied",
+        "tuples": "native",
+    }
+
+
+def test_mlflow_params_say_which_margin_and_conversion() -> None:
+    params = SEPARATE.mlflow_params()
+    assert params["margin_mode"] == "separate"
+    assert params["loss.margin"] == "0.05" and params["miner.margin"] == "0.3"
+    converted = Recipe("TripletMarginLoss", "MultiSimilarityMiner", miner_params={"epsilon": 0.1})
+    assert converted.mlflow_params()["tuples"] == "converted"
+    assert converted.mlflow_params()["miner.epsilon"] == "0.1"
+    assert CONTRASTIVE.mlflow_params()["loss.neg_margin"] == "1"
+    assert all(isinstance(v, str) for v in CONTRASTIVE.mlflow_params().values())
+
+
+def test_tuples_property() -> None:
+    assert TRIPLET.tuples == "native"
+    assert Recipe("ContrastiveLoss", "TripletMarginMiner").tuples == "converted"
+    assert CONTRASTIVE.tuples == "native"
+
+
+def test_label() -> None:
+    assert TRIPLET.label() == "TripletMargin+TripletMarginMiner[semihard] m=0.2"
+    assert SEPARATE.label() == "TripletMargin+TripletMarginMiner[hard] m=0.05 m=0.3"
+    assert CONTRASTIVE.label() == "Contrastive"
+    assert Recipe("MultiSimilarityLoss", "BatchHardMiner").label() == (
+        "MultiSimilarity+BatchHardMiner"
+    )
+    assert Recipe("TripletMarginLoss", loss_params={"margin": 0.123456}).label() == (
+        "TripletMargin m=0.1235"
+    )
+
+
+def test_build() -> None:
+    loss, miner = TRIPLET.build()
+    assert isinstance(loss, losses.TripletMarginLoss) and loss.margin == 0.2
+    assert isinstance(miner, miners.TripletMarginMiner)
+    assert miner.margin == 0.2 and miner.type_of_triplets == "semihard"
+    loss, miner = CONTRASTIVE.build()
+    assert isinstance(loss, losses.ContrastiveLoss) and miner is None
+
+
+def test_build_unknown_name() -> None:
+    with pytest.raises(UnknownNameError, match="valid"):
+        Recipe("ArcFace").build()
+    with pytest.raises(UnknownNameError, match="did you mean 'BatchHardMiner'"):
+        Recipe("TripletMarginLoss", "BatchHardMinr").build()
+
+
+def test_recipe_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        TRIPLET.lr = 1.0  # type: ignore[misc]

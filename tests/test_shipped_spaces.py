@@ -1,0 +1,31 @@
+"""Every shipped space file validates (file and data) and starts with the command that runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minesearch.validate import validated
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+
+
+def test_spaces_are_shipped() -> None:
+    assert SPACES, "search_spaces/ holds no *.yaml"
+    assert (ROOT / "search_spaces" / "quickstart.yaml") in SPACES
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.name for p in SPACES])
+def test_space_validates(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the run command is given from the repo root: data paths resolve there
+    spec = validated(path.relative_to(ROOT))
+    assert spec.name
+    assert spec.search.params, "a shipped space should search something"
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.name for p in SPACES])
+def test_space_starts_with_its_run_command(path: Path) -> None:
+    first = path.read_text().splitlines()[0]
+    assert first == f"# Run: minesearch run search_spaces/{path.name}"
