@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from minesearch import catalog
 
-MarginMode = Literal["tied", "separate", "default"]
+# How the recipe's margins were set; "none" when neither its loss nor its miner has a `margin`.
+MarginMode = Literal["tied", "separate", "default", "none"]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class SearchSpace:
             loss_params=_suggest_all(trial, catalog.loss_info(loss).params, params, "loss"),
             miner_params=_suggest_all(trial, info.params if info else {}, params, "miner"),
             lr=float(suggest(trial, "lr", params.get("lr"), DEFAULT_LR)),
-            margin_mode=self.margin_mode,
+            margin_mode=self.margin_mode if _has_margin(loss, miner) else "none",
         )
         return {"recipe": recipe.to_dict()}
 
@@ -87,3 +87,10 @@ def suggest(trial: optuna.Trial, name: str, value: Any, default: Any) -> Any:
     if isinstance(value, list):
         return trial.suggest_categorical(name, value)
     return value
+
+
+def _has_margin(loss: str, miner: str) -> bool:
+    info = catalog.miner_info(miner)
+    return "margin" in catalog.loss_info(loss).params or (
+        info is not None and "margin" in info.params
+    )

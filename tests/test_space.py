@@ -123,7 +123,7 @@ def test_pml_defaults_filled_when_not_searched() -> None:
     assert recipe.loss_params == {"pos_margin": 0.0, "neg_margin": 1.0}
     assert recipe.miner_params == {"epsilon": 0.1}
     assert recipe.lr == 1e-3
-    assert recipe.margin_mode == "default"
+    assert recipe.margin_mode == "none"  # neither ContrastiveLoss nor MultiSimilarityMiner has one
     recipe = recipe_for(params, {"loss": "TripletMarginLoss", "miner": "TripletMarginMiner"})
     assert recipe.loss_params == {"margin": 0.05}
     assert recipe.miner_params == {"margin": 0.2, "type_of_triplets": "all"}
@@ -267,3 +267,14 @@ def test_search_space_pickles() -> None:
     }
     assert clone(FixedTrial(fixed)) == space(FixedTrial(fixed))  # type: ignore[arg-type]
     assert clone.margin_mode == "tied" and clone.losses == space.losses
+
+
+def test_tied_margin_mode_is_none_where_the_recipe_has_no_margin() -> None:
+    params: dict[str, ParamValue] = {
+        "loss": ["ContrastiveLoss", "TripletMarginLoss"],
+        "miner": "BatchHardMiner",
+        "margin": Range(low=0.1, high=0.3),
+    }
+    assert recipe_for(params, {"loss": "ContrastiveLoss"}).margin_mode == "none"
+    recipe = recipe_for(params, {"loss": "TripletMarginLoss", "margin": 0.2})
+    assert recipe.margin_mode == "tied" and recipe.loss_params == {"margin": 0.2}
