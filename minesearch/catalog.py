@@ -1,121 +1,70 @@
 """What minesearch knows about pytorch-metric-learning losses and miners.
 
-PML converts miner output silently (pairs <-> triplets) and does not check `type_of_triplets`
-(a typo behaves like ``all``), so the catalog is where names, tuple kinds, parameter defaults and
-valid values are checked before any compute is spent. It is an explicit registry by name: an unknown
-name raises an error that lists the valid ones.
+PML converts miner output silently (pairs <-> triplets, or tuples -> sample weights) and does not
+check most constructor arguments (a `type_of_triplets` typo behaves like ``all``), so the catalog is
+where names, tuple kinds, parameter defaults and valid values are checked before any compute is
+spent. It is one explicit registry by name: every PML 2.9 loss and miner that trains on a labelled
+batch through the standard ``loss(embeddings, labels, indices_tuple)`` / ``miner(embeddings,
+labels)`` calls is here, every other one is in `EXCLUDED` with the reason (a test keeps the two
+complete, so a new PML release is noticed). The kinds, defaults and distances were read from PML's
+source and checked by running each class (tests/test_catalog.py).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pytorch_metric_learning import losses, miners
 
-TupleKind = Literal["pairs", "triplets"]
-Compatibility = Literal["native", "converted", "invalid"]
+from minesearch.catalog_entries import (
+    EXCLUDED,
+    LOSSES,
+    MINER_NAMES,
+    MINERS,
+    STRATEGIES,
+    TRIPLET_TYPES,
+)
+from minesearch.catalog_types import (
+    NO_MINER,
+    Compatibility,
+    Distance,
+    LossInfo,
+    LossKind,
+    MinerInfo,
+    ParamConstraint,
+    ParamInfo,
+    Size,
+    TupleKind,
+    UnknownNameError,
+    did_you_mean,
+)
 
-NO_MINER = "none"
-
-
-@dataclass(frozen=True)
-class ParamInfo:
-    """One searchable constructor argument, with PML's default and the values that make sense."""
-
-    default: float | str
-    low: float | None = None  # inclusive lower bound for numbers
-    high: float | None = None  # inclusive upper bound for numbers
-    choices: tuple[str, ...] | None = None  # closed set for strings
-
-    def check(self, value: Any) -> str | None:
-        """Return why `value` is not allowed, or None when it is."""
-        if self.choices is not None:
-            if value not in self.choices:
-                return f"must be one of {list(self.choices)}{did_you_mean(value, self.choices)}"
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number"
-        if self.low is not None and value < self.low:
-            return f"must be >= {self.low}"
-        if self.high is not None and value > self.high:
-            return f"must be <= {self.high}"
-        return None
-
-
-@dataclass(frozen=True)
-class LossInfo:
-    cls: type[torch.nn.Module]
-    consumes: TupleKind
-    params: Mapping[str, ParamInfo] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MinerInfo:
-    cls: type[torch.nn.Module]
-    emits: TupleKind
-    params: Mapping[str, ParamInfo] = field(default_factory=dict)
-
-
-_NONNEG = 0.0
-
-LOSSES: Mapping[str, LossInfo] = {
-    "TripletMarginLoss": LossInfo(
-        losses.TripletMarginLoss, "triplets", {"margin": ParamInfo(0.05, low=_NONNEG)}
-    ),
-    "ContrastiveLoss": LossInfo(
-        losses.ContrastiveLoss,
-        "pairs",
-        {"pos_margin": ParamInfo(0.0, low=_NONNEG), "neg_margin": ParamInfo(1.0, low=_NONNEG)},
-    ),
-    "MultiSimilarityLoss": LossInfo(
-        losses.MultiSimilarityLoss,
-        "pairs",
-        {
-            "alpha": ParamInfo(2.0, low=_NONNEG),
-            "beta": ParamInfo(50.0, low=_NONNEG),
-            "base": ParamInfo(0.5, low=-1.0, high=1.0),
-        },
-    ),
-}
-
-TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
-
-MINERS: Mapping[str, MinerInfo] = {
-    "TripletMarginMiner": MinerInfo(
-        miners.TripletMarginMiner,
-        "triplets",
-        {
-            "margin": ParamInfo(0.2, low=_NONNEG),
-            "type_of_triplets": ParamInfo("all", choices=TRIPLET_TYPES),
-        },
-    ),
-    "BatchHardMiner": MinerInfo(miners.BatchHardMiner, "triplets"),
-    "MultiSimilarityMiner": MinerInfo(
-        miners.MultiSimilarityMiner, "pairs", {"epsilon": ParamInfo(0.1, low=_NONNEG)}
-    ),
-}
-
-MINER_NAMES: tuple[str, ...] = (NO_MINER, *MINERS)
-
-
-class UnknownNameError(ValueError):
-    """A loss or miner name that the catalog does not know; the message lists the valid ones."""
-
-
-def did_you_mean(given: Any, valid: tuple[str, ...] | list[str]) -> str:
-    """A ' (did you mean X?)' suffix for near-miss names, or an empty string."""
-    if not isinstance(given, str):
-        return ""
-    close = difflib.get_close_matches(given, list(valid), n=1, cutoff=0.6)
-    if not close:
-        lowered = {v.lower().replace("-", "").replace("_", ""): v for v in valid}
-        key = given.lower().replace("-", "").replace("_", "")
-        close = [lowered[key]] if key in lowered else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
+__all__ = [
+    "EXCLUDED",
+    "LOSSES",
+    "MINERS",
+    "MINER_NAMES",
+    "NO_MINER",
+    "STRATEGIES",
+    "TRIPLET_TYPES",
+    "Compatibility",
+    "Distance",
+    "LossInfo",
+    "LossKind",
+    "MinerInfo",
+    "ParamInfo",
+    "TupleKind",
+    "UnknownNameError",
+    "batch_error",
+    "build_loss",
+    "build_miner",
+    "compatibility",
+    "constructor_errors",
+    "did_you_mean",
+    "loss_info",
+    "miner_info",
+]
 
 
 def loss_info(name: str) -> LossInfo:
@@ -127,7 +76,7 @@ def loss_info(name: str) -> LossInfo:
 
 
 def miner_info(name: str) -> MinerInfo | None:
-    """None for the 'none' miner (all pairs/triplets of the batch)."""
+    """None for the 'none' miner (the loss uses all pairs/triplets of the batch)."""
     if name == NO_MINER:
         return None
     if name not in MINERS:
@@ -137,19 +86,87 @@ def miner_info(name: str) -> MinerInfo | None:
     return MINERS[name]
 
 
-def compatibility(loss: str, miner: str) -> Compatibility:
-    """native: miner output is what the loss consumes; converted: PML converts it (recorded)."""
+def compatibility(loss: str, miner: str, weight_miners: bool = False) -> Compatibility:
+    """native: the miner emits what the loss consumes; converted: PML converts it (recorded).
+
+    A "weights" loss only counts how often each sample was mined, which is rarely what a search
+    means by "this miner", so it takes a miner only when the space opts in (`weight_miners`).
+    """
     consumes = loss_info(loss).consumes  # checked first: an unknown loss is never "native"
-    m = miner_info(miner)
-    if m is None or m.emits == consumes:
+    info = miner_info(miner)
+    if info is None:
         return "native"
-    return "converted"
+    if consumes in ("pairs", "triplets"):
+        return "native" if info.emits == consumes else "converted"
+    return "converted" if consumes == "weights" and weight_miners else "invalid"
 
 
-def build_loss(name: str, params: Mapping[str, Any]) -> torch.nn.Module:
-    return loss_info(name).cls(**params)
+def constructor_errors(
+    owner: str,
+    declared: Mapping[str, ParamInfo],
+    params: Mapping[str, Any],
+    constraint: ParamConstraint | None = None,
+) -> list[str]:
+    """Every problem of a constructor's `params`: unknown names, bad values, bad combinations."""
+    problems = [
+        f"{owner}: unknown parameter {name!r}{did_you_mean(name, list(declared))}; "
+        f"it has: {list(declared)}"
+        for name in params
+        if name not in declared
+    ]
+    problems += [
+        f"{owner}.{name}: {value!r} {why}"
+        for name, value in params.items()
+        if name in declared and (why := declared[name].check(value)) is not None
+    ]
+    if not problems and constraint is not None and (why := constraint(params)) is not None:
+        problems.append(f"{owner}: {why}")
+    return problems
+
+
+def batch_error(loss: str, classes: int, per_class: int) -> str | None:
+    """Why `loss` cannot train on batches of `classes` x `per_class` (class-contiguous), or None.
+
+    Pass the batch the loss actually sees: each worker's own batch under data-parallel training,
+    unless the losses are wrapped to all-gather embeddings.
+    """
+    rule = loss_info(loss).batch_rule
+    return None if rule is None else rule(classes, per_class)
+
+
+def build_loss(
+    name: str,
+    params: Mapping[str, Any],
+    num_classes: int | None = None,
+    embedding_size: int | None = None,
+) -> torch.nn.Module:
+    """The PML loss; a trainable one also gets the training classes and embedding width."""
+    info = loss_info(name)
+    given: dict[Size, int | None] = {"num_classes": num_classes, "embedding_size": embedding_size}
+    missing = [size for size in dict.fromkeys(info.sizes.values()) if given[size] is None]
+    if missing:
+        raise ValueError(
+            f"{name} owns trainable parameters and needs {' and '.join(missing)} to be built"
+        )
+    sized = {arg: given[size] for arg, size in info.sizes.items()}
+    return info.cls(**info.fixed, **sized, **_checked(name, info.params, params))
 
 
 def build_miner(name: str, params: Mapping[str, Any]) -> torch.nn.Module | None:
     info = miner_info(name)
-    return None if info is None else info.cls(**params)
+    if info is None:
+        return None
+    return info.cls(**_checked(name, info.params, params, info.constraint))
+
+
+def _checked(
+    owner: str,
+    declared: Mapping[str, ParamInfo],
+    params: Mapping[str, Any],
+    constraint: ParamConstraint | None = None,
+) -> dict[str, Any]:
+    """`params` ready for the constructor: validated, integers as int (YAML may say 10.0)."""
+    problems = constructor_errors(owner, declared, params, constraint)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {k: int(v) if declared[k].integer else v for k, v in params.items()}
