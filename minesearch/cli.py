@@ -64,3 +64,14 @@ def run(space: Path, address: str | None, storage_path: str | None) -> None:
     click.echo(summary.format())
     if summary.best is None:
         sys.exit(1)
+
+
+@main.command(name="catalog")
+@click.option(
+    "--weight-miners", is_flag=True, help="Show proxy losses with miners as allowed (converted)."
+)
+def catalog_command(weight_miners: bool) -> None:
+    """Print the losses, miners, their parameters and the loss x miner compatibility matrix."""
+    from minesearch.catalog_view import catalog_text
+
+    click.echo(catalog_text(weight_miners))

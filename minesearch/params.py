@@ -1,9 +1,9 @@
 """The value forms of `search.params` and their checks against the catalog.
 
 A list is a categorical choice, ``{low, high[, log]}`` a range, a scalar a constant. Parameter names
-are the recipe's own (``loss``, ``miner``, ``lr``), the margin knobs (``margin`` ties the loss and
-miner margins; ``loss_margin`` / ``miner_margin`` search them separately) and any constructor
-argument that the catalog declares for a loss or miner (``type_of_triplets``, ``pos_margin`` ...).
+are the recipe's own (``loss``, ``miner``, ``lr``, ``proxy_lr_factor``) and the constructor
+arguments the catalog declares, in the spellings of `paramkeys` (``margin`` ties loss and miner,
+``loss_margin`` / ``miner_margin`` keep them apart, ``ArcFaceLoss.margin`` is one class's).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from minesearch import catalog
+from minesearch import catalog, paramkeys
 
 # Strict: YAML's `yes`/`on`/`true` must not become the number 1.0.
 Scalar = StrictFloat | StrictInt | StrictStr
@@ -61,20 +61,13 @@ ParamValue = Annotated[
     Discriminator(_param_form),
 ]
 
-RECIPE_KEYS = ("loss", "miner", "lr")
-MARGIN_KEYS = ("margin", "loss_margin", "miner_margin")
 DEFAULT_LR = 1.0e-3
-
-
-def catalog_param_names() -> set[str]:
-    """Every constructor argument the catalog declares, on any loss or miner."""
-    declared = [info.params for info in catalog.LOSSES.values()]
-    declared += [info.params for info in catalog.MINERS.values()]
-    return {name for params in declared for name in params}
-
-
-def allowed_param_names() -> list[str]:
-    return sorted({*RECIPE_KEYS, *MARGIN_KEYS, *catalog_param_names()})
+DEFAULT_PROXY_LR_FACTOR = 10.0  # a trainable loss's own parameters (proxies) learn this much faster
+RECIPE_INFO = {
+    "lr": catalog.ParamInfo(DEFAULT_LR, low=1e-12),
+    "proxy_lr_factor": catalog.ParamInfo(DEFAULT_PROXY_LR_FACTOR, low=1e-6),
+}
+DEFAULT_LOSS = "TripletMarginLoss"
 
 
 def as_choices(value: ParamValue | None, default: Sequence[str]) -> list[str]:
@@ -86,29 +79,45 @@ def as_choices(value: ParamValue | None, default: Sequence[str]) -> list[str]:
     return [str(value)]
 
 
-def param_errors(params: Mapping[str, ParamValue]) -> list[str]:
+def chosen(params: Mapping[str, ParamValue]) -> tuple[list[str], list[str]]:
+    """The losses and miners a space may propose (before compatibility)."""
+    losses = as_choices(params.get("loss"), [DEFAULT_LOSS])
+    return losses, as_choices(params.get("miner"), [catalog.NO_MINER])
+
+
+def usable_miners(loss: str, miners: list[str], weight_miners: bool) -> list[str]:
+    """The chosen miners that can go with `loss` (never an invalid combination)."""
+    return [m for m in miners if catalog.compatibility(loss, m, weight_miners) != "invalid"]
+
+
+def param_errors(params: Mapping[str, ParamValue], weight_miners: bool = False) -> list[str]:
     """Every problem of `search.params`, each naming its field, the value and what is allowed."""
     where = "search.params"
-    allowed = allowed_param_names()
-    problems = [
-        f"{where}.{key}: unknown parameter{catalog.did_you_mean(key, allowed)}; allowed: {allowed}"
-        for key in params
-        if key not in allowed
-    ]
-    losses = as_choices(params.get("loss"), ["TripletMarginLoss"])
-    miners = as_choices(params.get("miner"), [catalog.NO_MINER])
+    problems = [f"{where}.{key}: {why}" for key in params if (why := paramkeys.key_error(key))]
+    losses, miners = chosen(params)
     problems += _name_errors(f"{where}.loss", losses, list(catalog.LOSSES))
     problems += _name_errors(f"{where}.miner", miners, list(catalog.MINER_NAMES))
-    if "margin" in params and ("loss_margin" in params or "miner_margin" in params):
-        problems.append(
-            f"{where}.margin: give either `margin` (loss and miner margins tied) or "
-            "`loss_margin`/`miner_margin` (searched separately), not both"
-        )
-    if "lr" in params:
-        problems += _bound_errors(f"{where}.lr", params["lr"], catalog.ParamInfo(DEFAULT_LR, 1e-12))
+    problems += _tie_errors(params)
+    for key, info in RECIPE_INFO.items():
+        if key in params:
+            problems += _bound_errors(f"{where}.{key}", params[key], info)
     if problems:
         return problems
-    return problems + _applicability_errors(params, losses, miners)
+    return _combination_errors(losses, miners, weight_miners) + _applicability_errors(
+        params, losses, miners
+    )
+
+
+def _tie_errors(params: Mapping[str, ParamValue]) -> list[str]:
+    """`margin` ties loss and miner; with `loss_margin`/`miner_margin` as well it is ambiguous."""
+    return [
+        f"search.params.{key}: give either `{key}` (loss and miner tied) or "
+        f"`loss_{key}`/`miner_{key}` (searched separately), not both"
+        for key in params
+        if "." not in key
+        and key not in paramkeys.RECIPE_KEYS
+        and ({f"loss_{key}", f"miner_{key}"} & set(params))
+    ]
 
 
 def _name_errors(field: str, names: list[str], valid: list[str]) -> list[str]:
@@ -119,31 +128,45 @@ def _name_errors(field: str, names: list[str], valid: list[str]) -> list[str]:
     ]
 
 
+def _combination_errors(losses: list[str], miners: list[str], weight_miners: bool) -> list[str]:
+    """Every chosen loss needs a miner it can work with, or it could never be proposed."""
+    problems = []
+    for loss in losses:
+        if not usable_miners(loss, miners, weight_miners):
+            kind = catalog.loss_info(loss).consumes
+            hint = " or set search.weight_miners: true" if kind == "weights" else ""
+            problems.append(
+                f"search.params.loss: {loss} works with none of the miners {miners} "
+                f"(it consumes {kind}); add `none` to search.params.miner{hint}"
+            )
+    return problems
+
+
 def _applicability_errors(
     params: Mapping[str, ParamValue], losses: list[str], miners: list[str]
 ) -> list[str]:
-    """A catalog parameter must apply to some chosen loss or miner, and its values must be valid."""
-    infos: dict[str, list[catalog.ParamInfo]] = {}
-    for loss in losses:
-        for name, info in catalog.loss_info(loss).params.items():
-            infos.setdefault("loss_margin" if name == "margin" else name, []).append(info)
-    for miner in miners:
-        m = catalog.miner_info(miner)
-        for name, info in (m.params if m else {}).items():
-            infos.setdefault("miner_margin" if name == "margin" else name, []).append(info)
-    if "loss_margin" in infos or "miner_margin" in infos:
-        infos["margin"] = infos.get("loss_margin", []) + infos.get("miner_margin", [])
+    """A key must set something among the chosen losses/miners, with values valid for each."""
     problems = []
+    found = paramkeys.targets(params, losses, miners)
+    trainable = [loss for loss in losses if catalog.loss_info(loss).trainable]
+    if "proxy_lr_factor" in params and not trainable:
+        problems.append(
+            f"search.params.proxy_lr_factor: applies only to losses with trainable parameters; "
+            f"none of {losses} has any"
+        )
     for key, value in params.items():
-        if key in RECIPE_KEYS:
+        if key in paramkeys.RECIPE_KEYS:
             continue
-        if key not in infos:
+        if not found[key]:
             problems.append(
                 f"search.params.{key}: applies to none of the chosen losses {losses} "
                 f"or miners {miners}"
             )
-            continue
-        problems += _bound_errors(f"search.params.{key}", value, infos[key][0])
+        owners: dict[str, list[str]] = {}  # one message per problem, naming every class it hits
+        for target in found[key]:
+            for why in _bound_errors(f"search.params.{key}", value, target.info):
+                owners.setdefault(why, []).append(target.cls_name)
+        problems += [f"{why} (for {', '.join(names)})" for why, names in owners.items()]
     return problems
 
 

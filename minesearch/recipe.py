@@ -24,6 +24,8 @@ class Recipe:
     miner_params: dict[str, Any] = field(default_factory=dict)
     lr: float = 1.0e-3
     margin_mode: MarginMode = "default"
+    proxy_lr_factor: float | None = None  # lr multiplier of a trainable loss's own parameters
+    weight_miners: bool = False  # a proxy loss with a miner was allowed by the space file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +36,7 @@ class Recipe:
 
     @property
     def tuples(self) -> catalog.Compatibility:
-        return catalog.compatibility(self.loss, self.miner)
+        return catalog.compatibility(self.loss, self.miner, self.weight_miners)
 
     def mlflow_params(self) -> dict[str, str]:
         """Flat `loss.X` / `miner.X` params, so the MLflow UI can sort and filter trials by them."""
@@ -42,6 +44,8 @@ class Recipe:
         flat |= {f"loss.{k}": _fmt(v) for k, v in self.loss_params.items()}
         flat |= {f"miner.{k}": _fmt(v) for k, v in self.miner_params.items()}
         flat |= {"margin_mode": self.margin_mode, "tuples": self.tuples}
+        if self.proxy_lr_factor is not None:
+            flat["proxy_lr_factor"] = _fmt(self.proxy_lr_factor)
         return flat
 
     def label(self) -> str:
@@ -54,10 +58,13 @@ class Recipe:
         parts += [f"m={_fmt(m)}" for m in sorted({m for m in margins if m is not None})]
         return " ".join(parts)
 
-    def build(self) -> tuple[Any, Any]:
-        """(loss, miner) PML objects; the miner is None for 'none'."""
+    def build(
+        self, num_classes: int | None = None, embedding_size: int | None = None
+    ) -> tuple[Any, Any]:
+        """(loss, miner) PML objects; the miner is None for 'none'. A trainable loss (proxies,
+        class weights) needs the number of training classes and the embedding size."""
         return (
-            catalog.build_loss(self.loss, self.loss_params),
+            catalog.build_loss(self.loss, self.loss_params, num_classes, embedding_size),
             catalog.build_miner(self.miner, self.miner_params),
         )
 

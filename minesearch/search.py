@@ -19,8 +19,9 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from minesearch.samplers import make_search
 from minesearch.space import build_space
-from minesearch.spec import SamplerSpec, SpaceSpec
+from minesearch.spec import SpaceSpec
 from minesearch.summary import SearchSummary, summarize
 from minesearch.tracking import MlflowTrialCallback, ParentRun, resolve_tracking_uri, ui_command
 from minesearch.trial import TrialSetup, trainable
@@ -44,12 +45,6 @@ class SearchOptions:
 def resolve_storage(path: str) -> str:
     """Local paths become absolute (Tune changes cwd); URIs (s3://, gs://, ...) stay as given."""
     return path if "://" in path else str(Path(path).resolve())
-
-
-def make_sampler(sampler: SamplerSpec) -> optuna.samplers.BaseSampler:
-    if sampler.name == "random":
-        return optuna.samplers.RandomSampler(seed=sampler.seed)
-    return optuna.samplers.TPESampler(multivariate=True, group=True, seed=sampler.seed)
 
 
 def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
@@ -133,17 +128,24 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         "epochs": spec.train.epochs,
         "optimizer": spec.train.optimizer,
     }
+    sampler = spec.search.sampler
+    space, optuna_sampler, grid_size = make_search(
+        sampler.name, sampler.seed, build_space(spec.search.params, spec.search.weight_miners)
+    )
+    trials = spec.search.trials if grid_size is None else min(spec.search.trials, grid_size)
+    if trials < spec.search.trials:
+        print(f"grid: {grid_size} distinct recipes, so {trials} trials (search.trials asked more)")
     tuner = tune.Tuner(
         trainable(TrialSetup(spec=spec_dict, storage_path=storage)),
         tune_config=tune.TuneConfig(
             search_alg=OptunaSearch(
-                space=build_space(spec.search.params),
+                space=space,
                 metric=spec.search.metric,
                 mode=spec.search.mode,
-                sampler=make_sampler(spec.search.sampler),
+                sampler=optuna_sampler,
             ),
             scheduler=make_scheduler(spec),
-            num_samples=spec.search.trials,
+            num_samples=trials,
             max_concurrent_trials=at_once,
         ),
         run_config=tune.RunConfig(

@@ -2,8 +2,10 @@
 
 It only calls `trial.suggest_*` (no computation), so Ray's OptunaSearch can record it and tests can
 drive it with `optuna.trial.FixedTrial`. A parameter is asked only where it means something
-(`type_of_triplets` only when the miner is TripletMarginMiner); a name keeps one distribution in
-every branch, so the miner choice is named per loss whenever the compatible miners differ by loss.
+(`type_of_triplets` only when the miner is TripletMarginMiner, `proxy_lr_factor` only for a loss
+with trainable parameters); invalid loss/miner pairs are never proposed; a name keeps one
+distribution in every branch, so the miner choice is named per loss whenever the usable miners
+differ by loss.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ from typing import Any
 
 import optuna
 
-from minesearch import catalog
-from minesearch.params import DEFAULT_LR, ParamValue, Range, as_choices, resolve_constant
+from minesearch import catalog, paramkeys
+from minesearch.params import (
+    DEFAULT_LR,
+    DEFAULT_PROXY_LR_FACTOR,
+    ParamValue,
+    Range,
+    chosen,
+    resolve_constant,
+    usable_miners,
+)
 from minesearch.recipe import MarginMode, Recipe
 
 SpaceFn = Callable[[optuna.Trial], dict[str, Any]]
@@ -27,70 +37,113 @@ class SearchSpace:
     every time it saves the experiment state.
     """
 
-    def __init__(self, params: Mapping[str, ParamValue]) -> None:
+    def __init__(self, params: Mapping[str, ParamValue], weight_miners: bool = False) -> None:
         self.params = dict(params)
-        self.losses = as_choices(params.get("loss"), ["TripletMarginLoss"])
-        self.miners = as_choices(params.get("miner"), [catalog.NO_MINER])
-        self.margin_mode: MarginMode = (
-            "tied"
-            if "margin" in params
-            else "separate"
-            if {"loss_margin", "miner_margin"} & set(params)
-            else "default"
-        )
+        self.losses, self.miners = chosen(params)
+        self.weight_miners = weight_miners
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         params = self.params
-        loss = suggest(trial, "loss", self.losses, "TripletMarginLoss")
-        usable = [m for m in self.miners if catalog.compatibility(loss, m) != "invalid"]
+        loss = suggest(trial, "loss", self.losses, self.losses[0])
+        usable = usable_miners(loss, self.miners, self.weight_miners)
         miner_key = "miner" if usable == self.miners else f"miner_for_{loss}"
         miner = suggest(trial, miner_key, usable, catalog.NO_MINER)
-        info = catalog.miner_info(miner)
+        trainable = catalog.loss_info(loss).trainable
         recipe = Recipe(
             loss=loss,
             miner=miner,
-            loss_params=_suggest_all(trial, catalog.loss_info(loss).params, params, "loss"),
-            miner_params=_suggest_all(trial, info.params if info else {}, params, "miner"),
+            loss_params=_suggest_all(trial, params, "loss", loss),
+            miner_params=_suggest_all(trial, params, "miner", miner),
             lr=float(suggest(trial, "lr", params.get("lr"), DEFAULT_LR)),
-            margin_mode=self.margin_mode if _has_margin(loss, miner) else "none",
+            margin_mode=margin_mode(params, loss, miner),
+            proxy_lr_factor=_proxy_lr_factor(trial, params) if trainable else None,
+            weight_miners=self.weight_miners,
         )
         return {"recipe": recipe.to_dict()}
 
 
-def build_space(params: Mapping[str, ParamValue]) -> SpaceFn:
-    return SearchSpace(params)
+def _proxy_lr_factor(trial: optuna.Trial, params: Mapping[str, ParamValue]) -> float:
+    factor = params.get("proxy_lr_factor")
+    return float(suggest(trial, "proxy_lr_factor", factor, DEFAULT_PROXY_LR_FACTOR))
+
+
+def build_space(params: Mapping[str, ParamValue], weight_miners: bool = False) -> SearchSpace:
+    return SearchSpace(params, weight_miners)
 
 
 def _suggest_all(
-    trial: optuna.Trial,
-    declared: Mapping[str, catalog.ParamInfo],
-    params: Mapping[str, ParamValue],
-    owner: str,
+    trial: optuna.Trial, params: Mapping[str, ParamValue], owner: paramkeys.Owner, cls_name: str
 ) -> dict[str, Any]:
     """Every declared constructor argument: searched when the file says so, else PML's default."""
     values = {}
-    for name, info in declared.items():
-        key = name
-        if name == "margin" and "margin" not in params:
-            key = f"{owner}_margin"
-        values[name] = suggest(trial, key, params.get(key), info.default)
+    for name, info in paramkeys.declared(owner, cls_name).items():
+        key = paramkeys.key_for(params, owner, cls_name, name)
+        value = None if key is None else params[key]
+        values[name] = suggest(trial, key or name, value, info.default, info.integer)
     return values
 
 
-def suggest(trial: optuna.Trial, name: str, value: Any, default: Any) -> Any:
-    """One parameter: a constant is returned as is, a list is categorical, a Range is a float."""
+def margin_mode(params: Mapping[str, ParamValue], loss: str, miner: str) -> MarginMode:
+    """How this recipe's margins were set, for the MLflow params."""
+    sides: list[tuple[paramkeys.Owner, str]] = [("loss", loss), ("miner", miner)]
+    keys = [
+        paramkeys.key_for(params, owner, cls_name, "margin")
+        for owner, cls_name in sides
+        if "margin" in paramkeys.declared(owner, cls_name)
+    ]
+    if not keys:
+        return "none"
+    if "margin" in keys:
+        return "tied"
+    return "default" if all(k is None for k in keys) else "separate"
+
+
+def suggest(trial: optuna.Trial, name: str, value: Any, default: Any, integer: bool = False) -> Any:
+    """One parameter: a constant is returned as is, a list is categorical, a Range a number."""
     value = resolve_constant(value)
     if value is None:
         return default
     if isinstance(value, Range):
+        if integer:
+            return trial.suggest_int(name, round(value.low), round(value.high), log=value.log)
         return trial.suggest_float(name, value.low, value.high, log=value.log)
     if isinstance(value, list):
         return trial.suggest_categorical(name, value)
     return value
 
 
-def _has_margin(loss: str, miner: str) -> bool:
-    info = catalog.miner_info(miner)
-    return "margin" in catalog.loss_info(loss).params or (
-        info is not None and "margin" in info.params
-    )
+class _Undecided(Exception):
+    """Raised by the enumerating trial at the first choice it has no value for."""
+
+    def __init__(self, name: str, choices: list[Any]) -> None:
+        self.name, self.choices = name, choices
+
+
+class _EnumeratingTrial:
+    """Answers suggest_categorical from `fixed`, or stops at the first undecided choice."""
+
+    def __init__(self, fixed: dict[str, Any]) -> None:
+        self.fixed = fixed
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        if name not in self.fixed:
+            raise _Undecided(name, list(choices))
+        return self.fixed[name]
+
+    def _no_range(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(f"search.params: {name} is a range; a grid needs lists of values")
+
+    suggest_float = suggest_int = _no_range
+
+
+def enumerate_recipes(space: SpaceFn) -> list[dict[str, Any]]:
+    """Every distinct recipe of a finite define-by-run space, depth first in the file's order."""
+    recipes, pending = [], [dict[str, Any]()]
+    while pending:
+        fixed = pending.pop()
+        try:
+            recipes.append(space(_EnumeratingTrial(fixed))["recipe"])  # type: ignore[arg-type]
+        except _Undecided as undecided:
+            branches = [{**fixed, undecided.name: c} for c in undecided.choices]
+            pending.extend(reversed(branches))
+    return recipes

@@ -16,14 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from minesearch import catalog
-from minesearch.params import (
-    PARAM_FORMS,
-    RECIPE_KEYS,
-    ParamValue,
-    Range,
-    allowed_param_names,
-    param_errors,
-)
+from minesearch.params import PARAM_FORMS, ParamValue, Range, param_errors
 
 METRICS = (
     "mean_average_precision_at_r",
@@ -98,8 +91,18 @@ class TrainSpec(_Strict):
     seed: int = 0
 
 
+SamplerName = Literal["tpe", "random", "grid", "qmc", "cmaes"]
+
+
 class SamplerSpec(_Strict):
-    name: Literal["tpe", "random"] = "tpe"
+    """Optuna's samplers, seeded: the same seed proposes the same sequence of recipes.
+
+    tpe: multivariate TPE (default); random; grid: every distinct recipe of a finite space once;
+    qmc: quasi-Monte Carlo (Sobol) over ranges; cmaes: CMA-ES over ranges (choices fall back to
+    random sampling).
+    """
+
+    name: SamplerName = "tpe"
     seed: int = 0
 
 
@@ -117,6 +120,9 @@ class SearchSpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     params: dict[str, ParamValue] = Field(default_factory=dict)
+    # Proxy/classification losses only turn a miner's output into sample weights; pairing them with
+    # miners is usually a wasted trial, so it is proposed only when asked for.
+    weight_miners: bool = False
 
 
 class TrackingSpec(_Strict):
@@ -187,11 +193,44 @@ def parse_spec(raw: Any, source: str = "<space>") -> SpaceSpec:
     return spec
 
 
+def sampler_errors(spec: SpaceSpec) -> list[str]:
+    """A grid needs a finite space; QMC and CMA-ES need a range to work on."""
+    name, params = spec.search.sampler.name, spec.search.params
+    ranges = [key for key, value in params.items() if isinstance(value, Range)]
+    if name == "grid" and ranges:
+        return [
+            f"search.sampler.name: grid needs a finite space, but {ranges} are ranges; "
+            "give them as lists of values, or use tpe/random/qmc"
+        ]
+    if name in ("qmc", "cmaes") and not ranges:
+        return [
+            f"search.sampler.name: {name} samples ranges ({{low, high}}) and this space has none; "
+            "use grid, tpe or random"
+        ]
+    return []
+
+
+def batch_errors(spec: SpaceSpec) -> list[str]:
+    """Losses that compute wrongly on some batch shapes (PML 2.9's SmoothAPLoss). The loss sees the
+    global batch: workers all-gather embeddings before the loss (worker.py)."""
+    batch = spec.train.batch
+    losses = spec.search.params.get("loss", "TripletMarginLoss")
+    names = losses if isinstance(losses, list) else [losses]
+    return [
+        f"train.batch: {name} {why}"
+        for name in map(str, names)
+        if name in catalog.LOSSES
+        and (why := catalog.batch_error(name, batch.classes, batch.per_class)) is not None
+    ]
+
+
 def semantic_errors(spec: SpaceSpec) -> list[str]:
     """What needs the catalog: names, where a parameter applies, value bounds, batch vs data."""
-    problems = param_errors(spec.search.params)
+    problems = param_errors(spec.search.params, spec.search.weight_miners)
+    problems += sampler_errors(spec)
     if spec.data.source == "parquet" and spec.data.path and not Path(spec.data.path).exists():
         problems.append(f"data.path: file not found (given {spec.data.path!r})")
+    problems += batch_errors(spec)
     if spec.train.batch.classes < spec.train.workers:
         problems.append(
             f"train.batch.classes: each worker needs at least one class per step "
@@ -217,7 +256,8 @@ def _raw_param_errors(raw: dict[str, Any]) -> list[str]:
         except ValidationError:
             if key in ("loss", "miner"):
                 return []
-    return param_errors(typed)
+    assert isinstance(search, dict)  # params was found inside it
+    return param_errors(typed, search.get("weight_miners") is True)
 
 
 _PARAM: TypeAdapter[ParamValue] = TypeAdapter(ParamValue)
@@ -259,6 +299,8 @@ def _describe(err: Any, loc: tuple[Any, ...]) -> str:
         return f"{where}: unknown key{hint}; allowed: {allowed}"
     if _scalar_branch(err):
         msg = "Input should be a number or a name"
+    if err["type"] == "literal_error":  # a closed choice: suggest the nearest allowed value
+        msg += catalog.did_you_mean(err.get("input"), re.findall(r"'([^']*)'", msg))
     given = err.get("input")
     shown = "" if isinstance(given, dict) else f" (given {given!r})"
     return f"{where}: {msg}{shown}"
@@ -279,7 +321,6 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 __all__ = [
     "METRICS",
-    "RECIPE_KEYS",
     "DataSpec",
     "ModelSpec",
     "ParamValue",
@@ -288,7 +329,6 @@ __all__ = [
     "SpaceSpec",
     "SpecError",
     "TrainSpec",
-    "allowed_param_names",
     "load_spec",
     "parse_spec",
 ]

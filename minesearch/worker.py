@@ -84,19 +84,22 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
     split = split_by_class(
         data.labels, spec.data.split.val, spec.data.split.test, spec.data.split.seed
     )
-    train, val = data.subset(split.train), data.subset(split.val)
+    train, val = contiguous_labels(data.subset(split.train)), data.subset(split.val)
     model = ray.train.torch.prepare_model(
         build_model(
             data.input_shape, spec.model.backbone, spec.model.embedding_dim, spec.model.hidden_dim
         )
     )
     device = ray.train.torch.get_device()
-    loss_fn, miner = recipe.build()
+    num_classes = len(np.unique(train.labels))
+    loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
     loss_fn = loss_fn.to(device)
     if world > 1:  # all-gather embeddings so mining and the loss see the global batch
         loss_fn = pml_dist.DistributedLossWrapper(loss_fn)
         miner = pml_dist.DistributedMinerWrapper(miner) if miner is not None else None
-    params = [*model.parameters(), *loss_fn.parameters()]
+    groups = [{"params": list(model.parameters()), "lr": recipe.lr}]
+    if own := list(loss_fn.parameters()):  # proxies / class weights learn at their own rate
+        groups.append({"params": own, "lr": recipe.lr * (recipe.proxy_lr_factor or 1.0)})
     batches = ClassBalancedBatches(
         train.labels,
         spec.train.batch.classes,
@@ -109,7 +112,7 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
         model=model,
         loss_fn=loss_fn,
         miner=miner,
-        optimizer=make_optimizer(spec.train.optimizer, params, recipe.lr, spec.train.weight_decay),
+        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, spec.train.weight_decay),
         batches=batches,
         train=train,
         val=val,
@@ -119,8 +122,14 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
     )
 
 
+def contiguous_labels(train: Dataset) -> Dataset:
+    """Training labels as 0..C-1: proxy and classification losses index their weights by label."""
+    _, labels = np.unique(train.labels, return_inverse=True)
+    return Dataset(train.inputs, labels.astype(np.int64), train.name, train.class_names)
+
+
 def make_optimizer(
-    name: str, params: list[nn.Parameter], lr: float, weight_decay: float
+    name: str, params: list[dict[str, Any]], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -147,6 +156,7 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
             raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        sync_loss_grads(state.loss_fn, state.world)
         state.optimizer.step()
         losses.append(loss.item() / state.world)
         samples += len(idx)
@@ -163,6 +173,22 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
+
+
+def sync_loss_grads(loss_fn: nn.Module, world: int) -> None:
+    """Gradients of a loss's own parameters (proxies), which DDP does not manage.
+
+    With the distributed wrapper every worker computes the global loss times `world` (so that DDP's
+    averaging of model gradients comes out right); each worker's proxy gradient is then `world`
+    times the true one. Sum over workers and divide by world**2: the true gradient, identical on
+    every worker, so the proxies stay in sync.
+    """
+    if world == 1:
+        return
+    for param in loss_fn.parameters():
+        if param.grad is not None:
+            torch.distributed.all_reduce(param.grad)
+            param.grad /= world * world
 
 
 @torch.no_grad()

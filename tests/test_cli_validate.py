@@ -152,9 +152,9 @@ def no_search(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("no_search")
 def test_run_bad_file_exits_2_before_ray(tmp_path: Path) -> None:
     raw = quickstart()
-    raw["search"]["params"]["loss"] = ["TripletMarginLoss", "ArcFaceLoss"]
+    raw["search"]["params"]["loss"] = ["TripletMarginLoss", "ArcFaceLos"]
     result = invoke("run", str(write(tmp_path / "space.yaml", raw)))
-    assert_bad_input(result, "search.params.loss:", "'ArcFaceLoss'")
+    assert_bad_input(result, "search.params.loss:", "'ArcFaceLos'", "did you mean 'ArcFaceLoss'")
     assert not ray.is_initialized()
 
 

@@ -50,6 +50,8 @@ def test_to_dict_shape() -> None:
         "miner_params": {"margin": 0.2, "type_of_triplets": "semihard"},
         "lr": 0.00123456789,
         "margin_mode": "tied",
+        "proxy_lr_factor": None,
+        "weight_miners": False,
     }
 
 

@@ -156,14 +156,32 @@ def test_constants_and_single_choices_are_not_suggested() -> None:
     assert trial.params == {}
 
 
+def test_weight_losses_take_a_miner_only_when_asked() -> None:
+    """CosFaceLoss only weights samples by a miner's output: no miner unless weight_miners."""
+    params: dict[str, ParamValue] = {
+        "loss": ["TripletMarginLoss", "CosFaceLoss"],
+        "miner": ["none", "BatchHardMiner", "TripletMarginMiner"],
+    }
+    recipe = recipe_for(params, {"loss": "CosFaceLoss"})
+    assert recipe.miner == "none"  # the only usable miner: a constant, not asked
+    assert recipe.proxy_lr_factor == 10.0  # a trainable loss gets its own lr factor
+    assert (
+        recipe_for(params, {"loss": "TripletMarginLoss", "miner": "none"}).proxy_lr_factor is None
+    )
+    space = build_space(params, weight_miners=True)
+    fixed = {"loss": "CosFaceLoss", "miner": "BatchHardMiner"}
+    recipe = Recipe.from_dict(space(FixedTrial(fixed))["recipe"])  # type: ignore[arg-type]
+    assert recipe.miner == "BatchHardMiner" and recipe.tuples == "converted"
+
+
 def test_miner_named_per_loss_when_usable_miners_differ(monkeypatch: pytest.MonkeyPatch) -> None:
     """One name, one distribution: a loss with fewer usable miners gets its own miner name."""
     real = catalog.compatibility
 
-    def fake(loss: str, miner: str) -> catalog.Compatibility:
+    def fake(loss: str, miner: str, weight_miners: bool = False) -> catalog.Compatibility:
         if (loss, miner) == ("ContrastiveLoss", "TripletMarginMiner"):
             return "invalid"
-        return real(loss, miner)
+        return real(loss, miner, weight_miners)
 
     monkeypatch.setattr(catalog, "compatibility", fake)
     params: dict[str, ParamValue] = {
@@ -266,7 +284,7 @@ def test_search_space_pickles() -> None:
         "lr": 2e-3,
     }
     assert clone(FixedTrial(fixed)) == space(FixedTrial(fixed))  # type: ignore[arg-type]
-    assert clone.margin_mode == "tied" and clone.losses == space.losses
+    assert clone.params == space.params and clone.losses == space.losses
 
 
 def test_tied_margin_mode_is_none_where_the_recipe_has_no_margin() -> None:

@@ -272,9 +272,7 @@ def test_unknown_loss_and_miner_names_suggest() -> None:
     assert "did you mean 'ContrastiveLoss'?" in loss_msg and "'MultiSimilarityLoss'" in loss_msg
     assert miner_msg.startswith("search.params.miner: unknown name 'TripletMarginMinr'")
     assert "did you mean 'TripletMarginMiner'?" in miner_msg
-    assert "allowed: ['none', 'TripletMarginMiner', 'BatchHardMiner', 'MultiSimilarityMiner']" in (
-        miner_msg
-    )
+    assert "allowed: ['none', 'TripletMarginMiner', 'BatchHardMiner'," in miner_msg
 
 
 def test_unknown_loss_as_constant() -> None:
@@ -309,8 +307,8 @@ def test_negative_separate_margins_rejected() -> None:
         with_params(miner="TripletMarginMiner", loss_margin=-1.0, miner_margin=-2.0)
     )
     assert problems == [
-        "search.params.loss_margin: -1.0 must be >= 0.0",
-        "search.params.miner_margin: -2.0 must be >= 0.0",
+        "search.params.loss_margin: -1.0 must be >= 0.0 (for TripletMarginLoss)",
+        "search.params.miner_margin: -2.0 must be >= 0.0 (for TripletMarginMiner)",
     ]
 
 
@@ -345,7 +343,7 @@ def test_tied_and_separate_margins_together_rejected() -> None:
 
 def test_base_bounds_checked() -> None:
     msg = one_problem(with_params(loss="MultiSimilarityLoss", base=2.0))
-    assert msg == "search.params.base: 2.0 must be <= 1.0"
+    assert msg == "search.params.base: 2.0 must be <= 1.0 (for MultiSimilarityLoss)"
 
 
 # --- data section -----------------------------------------------------------------------------
