@@ -180,3 +180,11 @@ def test_console_script_bad_file(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "search.params.loss: unknown name 'Tripletloss'" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_catalog_command_prints_the_matrix() -> None:
+    result = invoke("catalog")
+    assert result.exit_code == 0, result.output
+    assert "TripletMarginLoss" in result.output and "UniformHistogramMiner" in result.output
+    with_weights = invoke("catalog", "--weight-miners")
+    assert with_weights.exit_code == 0 and with_weights.output != result.output
