@@ -162,12 +162,30 @@ def _applicability_errors(
                 f"search.params.{key}: applies to none of the chosen losses {losses} "
                 f"or miners {miners}"
             )
+        problems += _one_distribution_errors(key, found[key])
         owners: dict[str, list[str]] = {}  # one message per problem, naming every class it hits
         for target in found[key]:
             for why in _bound_errors(f"search.params.{key}", value, target.info):
                 owners.setdefault(why, []).append(target.cls_name)
         problems += [f"{why} (for {', '.join(names)})" for why, names in owners.items()]
     return problems
+
+
+def _one_distribution_errors(key: str, hits: list[paramkeys.Target]) -> list[str]:
+    """One key is one Optuna parameter: it cannot be an integer for one class and real for another
+    (LargeMarginSoftmax's margin is an integer multiplier, TripletMargin's a distance)."""
+    kinds = {
+        ("choice" if t.info.choices else "integer" if t.info.integer else "real") for t in hits
+    }
+    if len(kinds) < 2:
+        return []
+    detail = ", ".join(
+        f"{t.cls_name}.{t.param} ({'integer' if t.info.integer else 'real'})" for t in hits
+    )
+    return [
+        f"search.params.{key}: sets parameters of different kinds: {detail}; "
+        f"use class-scoped keys such as `{hits[0].cls_name}.{hits[0].param}`"
+    ]
 
 
 def _bound_errors(field: str, value: ParamValue, info: catalog.ParamInfo) -> list[str]:

@@ -90,6 +90,47 @@ BAD_FILES: dict[str, tuple[Any, tuple[str, ...]]] = {
         {"name": "t", "train": {"workers": 0}, "search": {"trials": 0}},
         ("train.workers:", "search.trials:", "2 problem(s)"),
     ),
+    "unknown-sampler": (
+        {"name": "t", "search": {"sampler": {"name": "tpee"}}},
+        ("search.sampler.name:", "did you mean 'tpe'?", "'cmaes'"),
+    ),
+    "unknown-scheduler": (
+        {"name": "t", "search": {"scheduler": {"name": "ashaa"}}},
+        ("search.scheduler.name:", "did you mean 'asha'?"),
+    ),
+    "unknown-metric": (
+        {"name": "t", "search": {"metric": "map_at_r"}},
+        ("search.metric:", "'mean_average_precision_at_r'"),
+    ),
+    "no-valid-combination": (
+        {"name": "t", "search": {"params": {"loss": "ArcFaceLoss", "miner": "BatchHardMiner"}}},
+        ("search.params.loss:", "ArcFaceLoss works with none of the miners"),
+    ),
+    "low-above-high": (
+        {"name": "t", "search": {"params": {"margin": {"low": 0.5, "high": 0.1}}}},
+        ("search.params.margin:", "low must be <= high"),
+    ),
+    "negative-margin": (
+        {"name": "t", "search": {"params": {"margin": [-0.1, 0.2]}}},
+        ("search.params.margin:", "-0.1 must be >= 0.0", "TripletMarginLoss"),
+    ),
+    "probability-above-one": (
+        {"name": "t", "search": {"params": {"miner": "HDCMiner", "filter_percentage": 1.5}}},
+        ("search.params.filter_percentage:", "must be <= 1.0"),
+    ),
+    "per-class-1": (
+        {"name": "t", "train": {"batch": {"per_class": 1}}},
+        ("train.batch.per_class:", "greater than or equal to 2"),
+    ),
+    "epochs-0": ({"name": "t", "train": {"epochs": 0}}, ("train.epochs:", "(given 0)")),
+    "parquet-absent": (
+        {"name": "t", "data": {"source": "parquet", "path": "absent.parquet"}},
+        ("data.path:", "not found"),
+    ),
+    "split-too-small": (
+        {"name": "t", "data": {"split": {"val": 0.1, "test": 0.0}}},
+        ("data.split:",),
+    ),
 }
 
 
@@ -117,6 +158,14 @@ def test_validate_quickstart_batch_of_all_training_classes_ok(tmp_path: Path) ->
     raw["train"]["batch"]["classes"] = 7
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert result.exit_code == 0, result.output
+
+
+def test_validate_file_that_is_not_parquet(tmp_path: Path) -> None:
+    data = tmp_path / "emb.parquet"
+    data.write_text("label,features\n1,0.5\n")
+    raw: dict[str, Any] = {"name": "t", "data": {"source": "parquet", "path": str(data)}}
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "data.path:", str(data))
 
 
 def test_validate_parquet_missing_column(tmp_path: Path) -> None:

@@ -100,3 +100,19 @@ def test_square_batch_rule_for_smooth_ap() -> None:
     }
     with pytest.raises(SpecError, match=r"train.batch: SmoothAPLoss needs classes == per_class"):
         parse_spec(raw)
+
+
+def test_one_key_cannot_be_integer_for_one_class_and_real_for_another() -> None:
+    raw = {
+        "name": "x",
+        "search": {"params": {"loss": ["TripletMarginLoss", "SphereFaceLoss"], "margin": [1, 2]}},
+    }
+    with pytest.raises(SpecError, match="sets parameters of different kinds") as info:
+        parse_spec(raw)
+    assert "SphereFaceLoss.margin (integer)" in str(info.value)
+    raw["search"]["params"] = {  # type: ignore[index]
+        "loss": ["TripletMarginLoss", "SphereFaceLoss"],
+        "TripletMarginLoss.margin": [0.1, 0.2],
+        "SphereFaceLoss.margin": [1, 2],
+    }
+    assert parse_spec(raw).search.params["SphereFaceLoss.margin"] == [1, 2]

@@ -296,3 +296,28 @@ def test_tied_margin_mode_is_none_where_the_recipe_has_no_margin() -> None:
     assert recipe_for(params, {"loss": "ContrastiveLoss"}).margin_mode == "none"
     recipe = recipe_for(params, {"loss": "TripletMarginLoss", "margin": 0.2})
     assert recipe.margin_mode == "tied" and recipe.loss_params == {"margin": 0.2}
+
+
+@pytest.mark.parametrize("weight_miners", [False, True])
+def test_no_seed_proposes_an_invalid_combination(weight_miners: bool) -> None:
+    """Every loss and miner in the catalog, many seeds and two samplers: never an invalid pair."""
+    params: dict[str, ParamValue] = {
+        "loss": list(catalog.LOSSES),
+        "miner": list(catalog.MINER_NAMES),
+        "lr": Range(low=1e-4, high=1e-2, log=True),
+    }
+    space = build_space(params, weight_miners)
+    seen = set()
+    for seed in range(12):
+        for sampler in (
+            optuna.samplers.RandomSampler(seed=seed),
+            optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+        ):
+            study = optuna.create_study(sampler=sampler)
+            for _ in range(25):
+                trial = study.ask()
+                recipe = Recipe.from_dict(space(trial)["recipe"])
+                assert catalog.compatibility(recipe.loss, recipe.miner, weight_miners) != "invalid"
+                seen.add(recipe.tuples)
+                study.tell(trial, recipe.lr)
+    assert {"native", "converted"} <= seen  # the sampling reached both kinds of valid pair
