@@ -17,9 +17,9 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from minesearch.samplers import make_search
+from minesearch.searcher import RecipeSearch
 from minesearch.space import build_space
 from minesearch.spec import SpaceSpec
 from minesearch.summary import SearchSummary, summarize
@@ -138,11 +138,12 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     tuner = tune.Tuner(
         trainable(TrialSetup(spec=spec_dict, storage_path=storage)),
         tune_config=tune.TuneConfig(
-            search_alg=OptunaSearch(
+            search_alg=RecipeSearch(
                 space=space,
                 metric=spec.search.metric,
                 mode=spec.search.mode,
                 sampler=optuna_sampler,
+                epochs=spec.train.epochs,
             ),
             scheduler=make_scheduler(spec),
             num_samples=trials,

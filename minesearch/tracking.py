@@ -23,6 +23,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from minesearch.recipe import Recipe
+from minesearch.searcher import stopped_early
 
 TRIAL_TAG = "minesearch.trial_id"
 SEARCH_TAG = "minesearch.search"
@@ -208,7 +209,14 @@ class MlflowTrialCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.client.set_terminated(self.run_id(trial), "FINISHED")
+        run_id = self.run_id(trial)
+        if stopped_early(trial.last_result or {}, int(self.trial_params["epochs"])):
+            self.client.set_tag(
+                run_id, "minesearch.stopped", "early stop by the scheduler (pruned)"
+            )
+            self.client.set_terminated(run_id, "KILLED")
+        else:
+            self.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

@@ -20,7 +20,6 @@ import numpy as np
 import ray.train
 import ray.train.torch
 import torch
-from pytorch_metric_learning.utils import distributed as pml_dist
 from torch import nn
 
 from minesearch.batches import ClassBalancedBatches
@@ -29,6 +28,7 @@ from minesearch.evaluate import retrieval_scores
 from minesearch.model import build_model
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
+from minesearch.step import for_world, loss_and_grads
 
 CHECKPOINT_FILE = "checkpoint.pt"
 EVAL_CHUNK = 1024
@@ -94,9 +94,7 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
     num_classes = len(np.unique(train.labels))
     loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
     loss_fn = loss_fn.to(device)
-    if world > 1:  # all-gather embeddings so mining and the loss see the global batch
-        loss_fn = pml_dist.DistributedLossWrapper(loss_fn)
-        miner = pml_dist.DistributedMinerWrapper(miner) if miner is not None else None
+    loss_fn, miner = for_world(loss_fn, miner, world)  # mining sees the global batch
     groups = [{"params": list(model.parameters()), "lr": recipe.lr}]
     if own := list(loss_fn.parameters()):  # proxies / class weights learn at their own rate
         groups.append({"params": own, "lr": recipe.lr * (recipe.proxy_lr_factor or 1.0)})
@@ -147,23 +145,17 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
     for step, idx in enumerate(state.batches):
         x, y = inputs[idx].to(state.device), labels[idx].to(state.device)
-        emb = state.model(x)  # [b, E], this worker's shard of the global batch
-        mined = state.miner(emb, y) if state.miner is not None else None
-        # The distributed wrapper returns world x the global loss so that DDP's gradient averaging
-        # yields the gradient of the global loss; log the global loss itself.
-        loss = state.loss_fn(emb, y, mined)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        sync_loss_grads(state.loss_fn, state.world)
+        try:
+            outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
         state.optimizer.step()
-        losses.append(loss.item() / state.world)
+        losses.append(outcome.loss)
         samples += len(idx)
-        if mined is not None:
-            count = int(mined[0].numel())
-            tuples.append(count)
-            empty += count == 0
+        if outcome.tuples is not None:
+            tuples.append(outcome.tuples)
+            empty += outcome.tuples == 0
     seconds = time.perf_counter() - started
     stats = {
         "train_loss": float(np.mean(losses)),
@@ -173,22 +165,6 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
-
-
-def sync_loss_grads(loss_fn: nn.Module, world: int) -> None:
-    """Gradients of a loss's own parameters (proxies), which DDP does not manage.
-
-    With the distributed wrapper every worker computes the global loss times `world` (so that DDP's
-    averaging of model gradients comes out right); each worker's proxy gradient is then `world`
-    times the true one. Sum over workers and divide by world**2: the true gradient, identical on
-    every worker, so the proxies stay in sync.
-    """
-    if world == 1:
-        return
-    for param in loss_fn.parameters():
-        if param.grad is not None:
-            torch.distributed.all_reduce(param.grad)
-            param.grad /= world * world
 
 
 @torch.no_grad()

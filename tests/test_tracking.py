@@ -54,7 +54,7 @@ class FakeTrial:
     trial_id: str
     config: dict[str, Any]
     error_file: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    last_result: dict[str, Any] = field(default_factory=dict)
 
 
 RECIPE = Recipe(
@@ -81,12 +81,13 @@ def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
         "train": {"epochs": 2, "workers": 1},
     }
     parent = ParentRun.start(uri, "exp", "search", spec, None, tags={})
-    callback = MlflowTrialCallback(uri, parent.run_id, {"workers": 1})
+    callback = MlflowTrialCallback(uri, parent.run_id, {"workers": 1, "epochs": 2})
     ok = FakeTrial("t_ok", {"recipe": RECIPE.to_dict()})
     error_file = tmp_path / "error.txt"
     error_file.write_text("FloatingPointError: loss became nan")
     bad = FakeTrial("t_bad", {"recipe": RECIPE.to_dict()}, error_file=str(error_file))
-    for trial in (ok, bad):
+    pruned = FakeTrial("t_pruned", {"recipe": RECIPE.to_dict()}, last_result={"epoch": 1})
+    for trial in (ok, bad, pruned):
         callback.on_trial_start(0, [], trial)  # type: ignore[arg-type]
     for epoch in range(3):
         result = {
@@ -95,8 +96,10 @@ def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
             "time_this_iter_s": 1.0,
         }
         callback.on_trial_result(0, [], ok, result)  # type: ignore[arg-type]
+        ok.last_result = result
     callback.on_trial_complete(0, [], ok)  # type: ignore[arg-type]
     callback.on_trial_error(0, [], bad)  # type: ignore[arg-type]
+    callback.on_trial_complete(0, [], pruned)  # type: ignore[arg-type]
 
     client = MlflowClient(uri)
     ok_run = client.get_run(callback.runs["t_ok"])
@@ -111,6 +114,9 @@ def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
     assert ok_run.info.status == "FINISHED"
     assert bad_run.info.status == "FAILED"
     assert "loss became nan" in bad_run.data.tags["minesearch.error"]
+    pruned_run = client.get_run(callback.runs["t_pruned"])
+    assert pruned_run.info.status == "KILLED"  # stopped early by ASHA: not a finished recipe
+    assert "pruned" in pruned_run.data.tags["minesearch.stopped"]
 
 
 def test_callback_finds_its_run_again_after_a_restart(tmp_path: Path) -> None:
