@@ -54,19 +54,33 @@ class ClassBalancedBatches:
         self._rank = rank
         self._seed = seed
         self._epoch = 0
+        self._start_step = 0
         self._steps = max(1, len(labels) // (classes * per_class))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the plan `__iter__` yields: new each epoch, identical on all ranks."""
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Select the plan `__iter__` yields: new each epoch, identical on all ranks.
+
+        `start_step` resumes mid-epoch from a checkpoint: the plan is the same, its first
+        `start_step` steps are skipped (the RNG still draws them, so the rest is unchanged).
+        """
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
+        if not 0 <= start_step <= self._steps:
+            raise ValueError(f"start_step must be in [0, {self._steps}], got {start_step}")
         self._epoch = epoch
+        self._start_step = start_step
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the sampler is, for a checkpoint (the plan itself follows from seed and epoch)."""
+        return {"seed": self._seed, "epoch": self._epoch, "start_step": self._start_step}
 
     def __len__(self) -> int:
-        return self._steps
+        return self._steps - self._start_step
 
     def __iter__(self) -> Iterator[list[int]]:
-        for groups in self._global_plan():
+        for step, groups in enumerate(self._global_plan()):
+            if step < self._start_step:
+                continue
             mine = groups[self._rank :: self._world_size]
             yield [int(i) for group in mine for i in group]
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import click
 
-from minesearch.search import ClusterTooSmall, SearchOptions, run_search
+from minesearch.experiments import NothingToResume
+from minesearch.search import ClusterTooSmall, SearchInterrupted, SearchOptions, run_search
 from minesearch.spec import SpecError
 from minesearch.validate import validated
 
 BAD_INPUT = 2
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 def _fail(message: str) -> None:
@@ -51,16 +53,25 @@ def validate(space: Path) -> None:
     default=None,
     help="Ray storage for trials and checkpoints (shared on a cluster).",
 )
-def run(space: Path, address: str | None, storage_path: str | None) -> None:
+@click.option("--resume", is_flag=True, help="Continue the latest interrupted search of SPACE.")
+def run(space: Path, address: str | None, storage_path: str | None, resume: bool) -> None:
     """Run the search described by SPACE and print the best recipe."""
     try:
         spec = validated(space)
     except SpecError as exc:
         _fail(f"error: {exc}")
+    options = SearchOptions(address=address, storage_path=storage_path, resume=resume)
     try:
-        summary = run_search(spec, space, SearchOptions(address=address, storage_path=storage_path))
-    except ClusterTooSmall as exc:
+        summary = run_search(spec, space, options)
+    except (ClusterTooSmall, NothingToResume) as exc:
         _fail(f"error: {exc}")
+    except SearchInterrupted as exc:
+        click.echo(
+            f"interrupted; finished trials are kept, the others resume from their last "
+            f"checkpoint with: minesearch run {space} --resume   (state: {exc.experiment_path})",
+            err=True,
+        )
+        sys.exit(INTERRUPTED)
     click.echo(summary.format())
     if summary.best is None:
         sys.exit(1)

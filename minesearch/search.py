@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from minesearch import experiments
 from minesearch.samplers import make_search
 from minesearch.searcher import RecipeSearch
 from minesearch.space import build_space
@@ -27,6 +27,14 @@ from minesearch.tracking import MlflowTrialCallback, ParentRun, resolve_tracking
 from minesearch.trial import TrialSetup, trainable
 
 DEFAULT_STORAGE = "minesearch_runs"
+
+
+class SearchInterrupted(Exception):
+    """Tune stopped on SIGINT with trials unfinished; its state is saved for `--resume`."""
+
+    def __init__(self, experiment_path: str) -> None:
+        super().__init__(experiment_path)
+        self.experiment_path = experiment_path
 
 
 class ClusterTooSmall(ValueError):
@@ -39,6 +47,7 @@ class SearchOptions:
 
     address: str | None = None  # None: RAY_ADDRESS if set, else a local Ray
     storage_path: str | None = None  # overrides the space file's
+    resume: bool = False  # continue the latest interrupted search of this space
     ray_init: dict[str, Any] = field(default_factory=dict)  # extra ray.init kwargs (tests)
 
 
@@ -61,10 +70,18 @@ def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
     )
 
 
+def with_device(spec: SpaceSpec, resources: dict[str, float]) -> SpaceSpec:
+    """`train.use_gpu: auto` resolved against the cluster Ray reports."""
+    if spec.train.use_gpu != "auto":
+        return spec
+    use_gpu = resources.get("GPU", 0.0) > 0
+    return spec.model_copy(update={"train": spec.train.model_copy(update={"use_gpu": use_gpu})})
+
+
 def concurrency(spec: SpaceSpec, resources: dict[str, float], local: bool) -> int:
     """Trials at once: what the file asks, capped by what the cluster can hold side by side."""
     train = spec.train
-    if train.use_gpu:
+    if train.use_gpu is True:
         need, have, unit = float(train.workers), resources.get("GPU", 0.0), "GPU"
     else:
         need, have, unit = train.workers * train.cpus_per_worker, resources.get("CPU", 0.0), "CPU"
@@ -100,26 +117,54 @@ def local_runtime_env() -> dict[str, Any]:
 
 
 def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions) -> SearchSummary:
-    """Run the whole search and return its summary; the MLflow parent run ends with it."""
+    """Run (or resume) the whole search and return its summary; the MLflow parent run ends with it.
+
+    Raises SearchInterrupted when Tune stopped on SIGINT with trials unfinished: its state is
+    saved, and `options.resume` continues it.
+    """
     tracking_uri = resolve_tracking_uri(spec.tracking.uri)
     storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
+    spec_dict = spec.model_dump(mode="json")
+    if options.resume:  # checked before Ray starts: nothing to resume is bad input
+        experiment_dir = experiments.latest(storage, spec.name)
+        state = experiments.load_state(experiment_dir, spec_dict)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     local = start_ray(options)
+    spec = with_device(spec, ray.cluster_resources())
     at_once = concurrency(spec, ray.cluster_resources(), local)
-    spec_dict = spec.model_dump(mode="json")
-    parent = ParentRun.start(
-        tracking_uri,
-        spec.experiment,
-        spec.name,
-        spec_dict,
-        space_file,
-        tags={
-            "sampler": spec.search.sampler.name,
-            "scheduler": spec.search.scheduler.name,
-            "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",
-            "concurrent": str(at_once),
-        },
-    )
+    setup = TrialSetup(spec=spec.model_dump(mode="json"), storage_path=storage)
+    if options.resume:
+        parent = ParentRun.reopen(tracking_uri, state.parent_run_id)
+        print(f"resuming {experiment_dir}")
+        tuner = tune.Tuner.restore(
+            str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
+        )
+    else:
+        parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once)
+        name = experiments.new_name(spec.name)
+        state = experiments.SearchState(parent.run_id, spec_dict)
+        if "://" not in storage:  # resume finds local (or NFS) searches; see experiments.latest
+            experiments.save_state(Path(storage) / name, state)
+        tuner = new_tuner(spec, setup, name, tracking_uri, parent.run_id, at_once)
+    return finish(tuner, parent, spec, tracking_uri)
+
+
+def start_parent(
+    spec: SpaceSpec, spec_dict: dict[str, Any], space_file: Path | None, uri: str, at_once: int
+) -> ParentRun:
+    tags = {
+        "sampler": spec.search.sampler.name,
+        "scheduler": spec.search.scheduler.name,
+        "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",
+        "cluster.gpus": f"{ray.cluster_resources().get('GPU', 0):g}",
+        "concurrent": str(at_once),
+    }
+    return ParentRun.start(uri, spec.experiment, spec.name, spec_dict, space_file, tags)
+
+
+def new_tuner(
+    spec: SpaceSpec, setup: TrialSetup, name: str, uri: str, parent_run_id: str, at_once: int
+) -> tune.Tuner:
     trial_params = {
         "batch.classes": spec.train.batch.classes,
         "batch.per_class": spec.train.batch.per_class,
@@ -135,8 +180,8 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     trials = spec.search.trials if grid_size is None else min(spec.search.trials, grid_size)
     if trials < spec.search.trials:
         print(f"grid: {grid_size} distinct recipes, so {trials} trials (search.trials asked more)")
-    tuner = tune.Tuner(
-        trainable(TrialSetup(spec=spec_dict, storage_path=storage)),
+    return tune.Tuner(
+        trainable(setup),
         tune_config=tune.TuneConfig(
             search_alg=RecipeSearch(
                 space=space,
@@ -150,26 +195,25 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
             max_concurrent_trials=at_once,
         ),
         run_config=tune.RunConfig(
-            name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=storage,
-            callbacks=[MlflowTrialCallback(tracking_uri, parent.run_id, trial_params)],
+            name=name,
+            storage_path=setup.storage_path,
+            callbacks=[MlflowTrialCallback(uri, parent_run_id, trial_params)],
             verbose=1,
         ),
     )
-    status, summary = "FAILED", None
+
+
+def finish(tuner: tune.Tuner, parent: ParentRun, spec: SpaceSpec, uri: str) -> SearchSummary:
+    """Run Tune to the end; the parent run ends FINISHED, KILLED (interrupted) or FAILED."""
     try:
         results = tuner.fit()
-        summary = summarize(
-            results,
-            spec.search.metric,
-            spec.search.mode,
-            spec.train.epochs,
-            ui_command(tracking_uri),
-        )
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException:
+        parent.finish("FAILED", None)
         raise
-    finally:
-        parent.finish(status, summary.best_for_mlflow() if summary else None)
+    if parent.interrupted():  # Tune caught SIGINT; the trial callback marked the runs
+        raise SearchInterrupted(results.experiment_path)
+    summary = summarize(
+        results, spec.search.metric, spec.search.mode, spec.train.epochs, ui_command(uri)
+    )
+    parent.finish("FINISHED", summary.best_for_mlflow())
     return summary

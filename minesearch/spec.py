@@ -85,8 +85,13 @@ class TrainSpec(_Strict):
     batch: BatchSpec = BatchSpec()
     workers: Annotated[int, Field(ge=1)] = 1
     cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
-    use_gpu: bool = False
+    # auto: GPUs when the cluster has any (resolved once Ray is up); Ray Train gives each worker
+    # its device, and NCCL is the backend on GPUs, gloo on CPUs.
+    use_gpu: bool | Literal["auto"] = False
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    # Worker-group restarts of a trial (a dead worker, a preempted node) before it fails; each
+    # restart continues from the last epoch's checkpoint. 0: a trial fails at its first error.
+    max_failures: Annotated[int, Field(ge=0)] = 0
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     seed: int = 0
 

@@ -83,7 +83,8 @@ class SearchSummary:
 def summarize(
     results: ResultGrid, metric: str, mode: str, epochs: int, ui_command: str
 ) -> SearchSummary:
-    outcomes = [_outcome(results[i], epochs) for i in range(len(results))]
+    started = [results[i] for i in range(len(results)) if results[i].config]
+    outcomes = [_outcome(result, epochs) for result in started]
     return SearchSummary(metric=metric, mode=mode, trials=outcomes, ui_command=ui_command)
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray.tune import Callback
@@ -27,6 +27,8 @@ from minesearch.searcher import stopped_early
 
 TRIAL_TAG = "minesearch.trial_id"
 SEARCH_TAG = "minesearch.search"
+INTERRUPTED_TAG = "minesearch.interrupted"
+RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
 DEFAULT_STORE = "mlflow.db"
 NOT_METRICS = {
     "epoch",
@@ -126,6 +128,18 @@ class ParentRun:
             client.log_artifact(parent.run_id, str(space_file))
         return parent
 
+    @classmethod
+    def reopen(cls, tracking_uri: str, run_id: str) -> ParentRun:
+        """The parent run of a search being resumed: RUNNING again, the interruption cleared."""
+        client = MlflowClient(tracking_uri)
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, INTERRUPTED_TAG, "")
+        return cls(client, run_id)
+
+    def interrupted(self) -> bool:
+        """Whether the trial callback saw Tune end with unfinished trials (SIGINT)."""
+        return bool(self.client.get_run(self.run_id).data.tags.get(INTERRUPTED_TAG))
+
     def finish(self, status: str, best: dict[str, Any] | None) -> None:
         if best is not None:
             log_params(
@@ -146,6 +160,7 @@ class MlflowTrialCallback(Callback):
         self.parent_run_id = parent_run_id
         self.trial_params = trial_params
         self.runs: dict[str, str] = {}
+        self.last_step: dict[str, int] = {}  # per run: epochs already in MLflow (restarts repeat)
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Tune saves callbacks with its experiment state
@@ -161,15 +176,29 @@ class MlflowTrialCallback(Callback):
         """The trial's child run, created on first sight (found again by tag after a restart)."""
         if trial.trial_id in self.runs:
             return self.runs[trial.trial_id]
-        parent = self.client.get_run(self.parent_run_id)
+        found = self._existing(trial)
+        if found is not None:  # a resumed search: the trial goes on in the run it started in
+            run_id = found.info.run_id
+            history = self.client.get_metric_history(run_id, "precision_at_1")  # every epoch
+            self.last_step[run_id] = max((m.step for m in history), default=-1)
+            if found.info.status == "KILLED" and found.data.tags.get(INTERRUPTED_TAG):
+                self.client.update_run(run_id, status="RUNNING")
+                self.client.set_tag(run_id, INTERRUPTED_TAG, "")
+        else:
+            experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+            run_id = self._create(trial, experiment_id)
+        self.runs[trial.trial_id] = run_id
+        return run_id
+
+    def _existing(self, trial: Trial) -> Run | None:
+        """The trial's child run if it has one (looked up by tag: survives driver restarts)."""
+        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
         found = self.client.search_runs(
-            [parent.info.experiment_id],
+            [experiment_id],
             filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and "
             f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
         )
-        run_id = found[0].info.run_id if found else self._create(trial, parent.info.experiment_id)
-        self.runs[trial.trial_id] = run_id
-        return run_id
+        return found[0] if found else None
 
     def _create(self, trial: Trial, experiment_id: str) -> str:
         recipe = Recipe.from_dict(trial.config["recipe"])
@@ -194,6 +223,10 @@ class MlflowTrialCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
+        run_id = self.run_id(trial)
+        if step <= self.last_step.get(run_id, -1):
+            return  # a restarted trial reports its last checkpointed epoch again
+        self.last_step[run_id] = step
         now = int(time.time() * 1000)
         metrics = [
             Metric(k, float(v), now, step)
@@ -204,7 +237,7 @@ class MlflowTrialCallback(Callback):
             and math.isfinite(v)
             and not k.startswith(("time_", "config"))
         ]
-        self.client.log_batch(self.run_id(trial), metrics=metrics)
+        self.client.log_batch(run_id, metrics=metrics)
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -217,6 +250,28 @@ class MlflowTrialCallback(Callback):
             self.client.set_terminated(run_id, "KILLED")
         else:
             self.client.set_terminated(run_id, "FINISHED")
+
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        self.total_trials = total_num_samples or 0
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Tune ends early on SIGINT (stopping running trials as if TERMINATED): a trial whose
+        child run never ended, or one never started, means the search is unfinished; those runs
+        and the parent are marked KILLED and resumable."""
+        open_runs = [r for t in trials if (r := self._existing(t)) and r.info.status == "RUNNING"]
+        for run in open_runs:
+            self.client.set_tag(run.info.run_id, INTERRUPTED_TAG, RESUME_HINT)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        never_started = [t for t in trials if self._existing(t) is None]
+        if open_runs or never_started or len(trials) < getattr(self, "total_trials", 0):
+            self.client.set_tag(self.parent_run_id, INTERRUPTED_TAG, RESUME_HINT)
+            self.client.set_terminated(self.parent_run_id, "KILLED")
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

@@ -58,6 +58,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             storage_path=str(Path(setup.storage_path) / "train"),
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # a Train V2 callback
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=train["max_failures"]),
         ),
     )
     trainer.fit()

@@ -58,7 +58,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     recipe = Recipe.from_dict(config["recipe"])
     state = setup(spec, recipe)
     start = restore(state)
-    if start == 0:
+    if start >= spec.train.epochs:
+        # Trained to the end before its driver died: Tune still needs this trial's final result.
+        report(state, start, {})
+    elif start == 0:
         report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
     for epoch in range(start + 1, spec.train.epochs + 1):
         stats = train_epoch(state, epoch)
@@ -203,6 +206,7 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
                 "model": unwrap(state.model).state_dict(),
                 "loss": state.loss_fn.state_dict(),
                 "optimizer": state.optimizer.state_dict(),
+                "sampler": state.batches.state_dict(),
             },
             Path(tmp) / CHECKPOINT_FILE,
         )

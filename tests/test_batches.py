@@ -124,3 +124,17 @@ def test_bad_labels_and_epoch() -> None:
         ClassBalancedBatches(np.zeros((2, 2)), 1, 1)
     with pytest.raises(ValueError, match="epoch"):
         ClassBalancedBatches(_labels(), 2, 2).set_epoch(-1)
+
+
+def test_resume_mid_epoch_yields_the_rest_of_the_same_plan() -> None:
+    labels = np.repeat(np.arange(6), 10)
+    full = ClassBalancedBatches(labels, classes=4, per_class=3, world_size=2, rank=1, seed=5)
+    full.set_epoch(3)
+    steps = list(full)
+    resumed = ClassBalancedBatches(labels, classes=4, per_class=3, world_size=2, rank=1, seed=5)
+    resumed.set_epoch(3, start_step=2)
+    assert list(resumed) == steps[2:]
+    assert len(resumed) == len(steps) - 2
+    assert resumed.state_dict() == {"seed": 5, "epoch": 3, "start_step": 2}
+    with pytest.raises(ValueError, match="start_step"):
+        resumed.set_epoch(3, start_step=len(steps) + 1)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
 import yaml
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+from ray.util.state import list_actors
 
 from minesearch.cli import main
 from minesearch.search import local_runtime_env
@@ -33,7 +38,7 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         num_cpus=2,
         include_dashboard=True,  # without it, a trial stopped by ASHA leaks its placement group
         _temp_dir=temp_dir,
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         runtime_env=local_runtime_env(),
     )
     yield
@@ -155,3 +160,69 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
     failed = next(c for c in children if c.info.status == "FAILED")
     assert "loss became nan" in failed.data.tags["minesearch.error"]
     assert parent.info.status == "FINISHED"
+
+
+def test_a_killed_worker_restarts_from_its_last_checkpoint(
+    ray_instance: None, tmp_path: Path
+) -> None:
+    """SIGKILL one Ray Train worker after the first checkpoint: the trial restarts its workers
+    (train.max_failures), continues after the last checkpointed epoch and finishes, and its
+    metrics have every epoch exactly once."""
+    epochs = 10
+    space = yaml.safe_load(tiny_space(tmp_path).read_text())
+    space["name"] = "e2e-worker-failure"
+    space["train"] |= {"epochs": epochs, "workers": 2, "max_failures": 2}
+    space["search"] |= {"trials": 1, "sampler": {"name": "random", "seed": 0}}
+    space["search"]["params"] = {"loss": "ContrastiveLoss", "miner": "BatchHardMiner"}
+    path = tmp_path / "failure.yaml"
+    path.write_text(yaml.safe_dump(space))
+    client = MlflowClient(space["tracking"]["uri"])
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_a_worker_after_epoch_one, args=(client, killed))
+    killer.start()
+    result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
+    killer.join(timeout=60)
+    assert killed, "no worker was killed: the trial ended before its first checkpoint was seen"
+    assert result.exit_code == 0, result.output
+
+    child = only_child(client, "e2e-worker-failure")
+    assert child.info.status == "FINISHED"
+    history = client.get_metric_history(child.info.run_id, "mean_average_precision_at_r")
+    assert sorted(m.step for m in history) == list(range(epochs + 1))  # no gap, no repeat
+
+
+def kill_a_worker_after_epoch_one(client: MlflowClient, killed: list[int]) -> None:
+    """Wait until epoch 1 is in MLflow (a checkpoint exists), then SIGKILL a live Train worker."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            child = only_child(client, "e2e-worker-failure")
+            steps = client.get_metric_history(child.info.run_id, "mean_average_precision_at_r")
+        except (LookupError, IndexError):
+            steps = []
+        if any(m.step >= 1 for m in steps):
+            alive = list_actors(
+                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+            )
+            pids = [a.pid for a in alive if a.pid is not None]
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+        time.sleep(0.2)
+
+
+def only_child(client: MlflowClient, parent_name: str) -> Any:
+    experiment = client.get_experiment_by_name("e2e")
+    if experiment is None:
+        raise LookupError("no experiment yet")
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{parent_name}'"
+    )
+    if not parents:
+        raise LookupError("no parent run yet")
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'",
+    )
+    return children[0]

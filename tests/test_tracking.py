@@ -130,3 +130,19 @@ def test_callback_finds_its_run_again_after_a_restart(tmp_path: Path) -> None:
     second = MlflowTrialCallback(uri, parent, {}).run_id(trial)  # type: ignore[arg-type]
     assert first == second
     assert len(client.search_runs([experiment])) == 2  # the parent and one child
+
+
+def test_a_restarted_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
+    """After a driver restart the trial reports its last checkpointed epoch again."""
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("exp")).info.run_id
+    trial = FakeTrial("t1", {"recipe": RECIPE.to_dict()})
+    first = MlflowTrialCallback(uri, parent, {"epochs": 3})
+    for epoch in (0, 1):
+        first.on_trial_result(0, [], trial, {"epoch": epoch, "precision_at_1": 0.5})  # type: ignore[arg-type]
+    again = MlflowTrialCallback(uri, parent, {"epochs": 3})  # the resumed driver's callback
+    for epoch in (1, 2, 3):
+        again.on_trial_result(0, [], trial, {"epoch": epoch, "precision_at_1": 0.6})  # type: ignore[arg-type]
+    history = client.get_metric_history(first.runs["t1"], "precision_at_1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]

@@ -1,0 +1,5 @@
+"""`python -m minesearch` is the `minesearch` command."""
+
+from minesearch.cli import main
+
+main()
