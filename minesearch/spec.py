@@ -87,7 +87,7 @@ class TrainSpec(_Strict):
     cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
     # auto: GPUs when the cluster has any (resolved once Ray is up); Ray Train gives each worker
     # its device, and NCCL is the backend on GPUs, gloo on CPUs.
-    use_gpu: bool | Literal["auto"] = False
+    use_gpu: Literal["auto", True, False] = False
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     # Worker-group restarts of a trial (a dead worker, a preempted node) before it fails; each
     # restart continues from the last epoch's checkpoint. 0: a trial fails at its first error.
