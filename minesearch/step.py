@@ -20,6 +20,7 @@ from torch import nn
 class StepOutcome:
     loss: float  # the global batch's loss (not scaled by world size)
     tuples: int | None  # tuples the miner found in the global batch; None without a miner
+    embeddings: torch.Tensor  # [b, E] this worker's, detached (for telemetry)
 
 
 def for_world(
@@ -44,6 +45,8 @@ def loss_and_grads(
 
     The caller zeroes gradients before and steps the optimiser after.
     """
+    if world > 1:
+        check_equal_shards(len(x), world, x.device)
     emb = model(x)  # [b, E]: this worker's shard
     mined = miner(emb, y) if miner is not None else None
     loss = loss_fn(emb, y, mined)  # world x the global loss under the distributed wrapper
@@ -51,7 +54,25 @@ def loss_and_grads(
         raise FloatingPointError(f"loss became {loss.item()}")
     loss.backward()
     sync_loss_grads(loss_fn, world)
-    return StepOutcome(loss.item() / world, None if mined is None else int(mined[0].numel()))
+    tuples = None if mined is None else int(mined[0].numel())
+    return StepOutcome(loss.item() / world, tuples, emb.detach())
+
+
+def check_equal_shards(rows: int, world: int, device: torch.device) -> None:
+    """PML's all_gather sizes every rank's receive buffer like the caller's own shard, so shards of
+    different lengths abort gloo (SIGABRT, "Received data size doesn't match expected size") and
+    are a collective mismatch on any backend. ClassBalancedBatches gives unequal shards when the
+    batch's classes are not a multiple of the workers. Every rank sees all sizes, so all raise
+    together instead of one waiting forever for the others.
+    """
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+    torch.distributed.all_gather(sizes, torch.tensor([rows], dtype=torch.int64, device=device))
+    counts = [int(s.item()) for s in sizes]
+    if len(set(counts)) > 1:
+        raise ValueError(
+            f"workers hold shards of {counts} rows; PML's distributed wrappers need equal shards: "
+            f"make the batch's classes a multiple of the number of workers ({world})"
+        )
 
 
 def sync_loss_grads(loss_fn: nn.Module, world: int) -> None:

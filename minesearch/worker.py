@@ -20,6 +20,7 @@ import numpy as np
 import ray.train
 import ray.train.torch
 import torch
+from pytorch_metric_learning.utils import common_functions as pml_common
 from torch import nn
 
 from minesearch.batches import ClassBalancedBatches
@@ -29,9 +30,11 @@ from minesearch.model import build_model
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.step import for_world, loss_and_grads
+from minesearch.telemetry import Difficulty, nonzero_loss_share, recipe_margin, triplet_difficulty
 
 CHECKPOINT_FILE = "checkpoint.pt"
 EVAL_CHUNK = 1024
+TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class WorkerState:
     device: torch.device
     rank: int
     world: int
+    margin: float  # what mining telemetry classifies triplets under
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -69,9 +73,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 def quiet_libraries() -> None:
-    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log."""
+    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log.
+    PML's statistics are switched on for the telemetry."""
     for name in ("PML", "faiss.loader"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    pml_common.COLLECT_STATS = True  # reducers count non-zero-loss tuples (telemetry)
     # DDP warns about conv weights with one input channel; harmless for these sizes.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
@@ -120,6 +126,7 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
         device=device,
         rank=rank,
         world=world,
+        margin=recipe_margin(recipe.loss_params, recipe.miner_params),
     )
 
 
@@ -146,6 +153,7 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     inputs = torch.from_numpy(state.train.inputs)
     labels = torch.from_numpy(state.train.labels)
     started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
+    difficulty, telemetry_s = Difficulty(), 0.0
     for step, idx in enumerate(state.batches):
         x, y = inputs[idx].to(state.device), labels[idx].to(state.device)
         state.optimizer.zero_grad(set_to_none=True)
@@ -154,6 +162,12 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
         state.optimizer.step()
+        if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
+            tick = time.perf_counter()
+            difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
+            if (share := nonzero_loss_share(state.loss_fn)) is not None:
+                difficulty.nonzero.append(share)
+            telemetry_s += time.perf_counter() - tick
         losses.append(outcome.loss)
         samples += len(idx)
         if outcome.tuples is not None:
@@ -164,6 +178,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         "train_loss": float(np.mean(losses)),
         "epoch_time_s": seconds,
         "samples_per_s": samples * state.world / max(seconds, 1e-9),
+        "telemetry_share": telemetry_s / max(seconds, 1e-9),  # its cost, as a share of the epoch
+        **difficulty.shares(),
     }
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
