@@ -25,8 +25,9 @@ class ClassBalancedBatches:
 
     - the global batch is classes * per_class samples;
     - rank r's batch is per_worker_classes[r] * per_class samples, where per_worker_classes[r] is
-      classes // world_size, plus one for the first classes % world_size ranks (choose classes
-      divisible by world_size for equal per-worker batches);
+      classes // world_size, plus one for the first classes % world_size ranks. Training needs
+      equal shards (PML's all-gather assumes them), so the space file requires classes to be a
+      multiple of the workers (spec.py); the sampler itself allows any split;
     - every shard holds complete classes, so positives exist on every worker even without
       all-gathering embeddings, and no sample appears on two workers in the same step.
 

@@ -86,3 +86,40 @@ def catalog_command(weight_miners: bool) -> None:
     from minesearch.catalog_view import catalog_text
 
     click.echo(catalog_text(weight_miners))
+
+
+@main.command(name="report")
+@click.argument("target", required=False, metavar="[SPACE_OR_EXPERIMENT]")
+@click.option("--run", "run_id", default=None, help="Parent run id (default: the newest search).")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow store (default: the space file's, else MLFLOW_TRACKING_URI, else ./mlflow.db).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory for the plots (default: ./minesearch_report/<parent run id>/).",
+)
+@click.option(
+    "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Trials to list."
+)
+def report_command(
+    target: str | None, run_id: str | None, tracking_uri: str | None, out: Path | None, top: int
+) -> None:
+    """Print a search's leaderboard and write its plots (also logged to its MLflow parent run)."""
+    from minesearch import report
+
+    try:
+        experiment, uri = report.locate(target, tracking_uri)
+        result = report.build_report(uri, experiment, run_id, top)
+    except (SpecError, report.ReportError) as exc:
+        _fail(f"error: {exc}")
+    click.echo(report.format_leaderboard(result))
+    paths = report.write_plots(result, out or Path("minesearch_report") / result.parent_run_id)
+    report.attach(result, paths)
+    click.echo(f"\nplots (also in MLflow run {result.parent_run_id} under report/):")
+    click.echo("\n".join(f"  {path}" for path in paths))
+    for plot, reason in result.skipped.items():
+        click.echo(f"  skipped {plot}: {reason}")

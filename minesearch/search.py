@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from minesearch import experiments
+from minesearch.control import run_control
 from minesearch.samplers import make_search
 from minesearch.searcher import RecipeSearch
 from minesearch.space import build_space
@@ -135,6 +137,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     setup = TrialSetup(spec=spec.model_dump(mode="json"), storage_path=storage)
     if options.resume:
         parent = ParentRun.reopen(tracking_uri, state.parent_run_id)
+        name = experiment_dir.name
         print(f"resuming {experiment_dir}")
         tuner = tune.Tuner.restore(
             str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
@@ -146,7 +149,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         if "://" not in storage:  # resume finds local (or NFS) searches; see experiments.latest
             experiments.save_state(Path(storage) / name, state)
         tuner = new_tuner(spec, setup, name, tracking_uri, parent.run_id, at_once)
-    return finish(tuner, parent, spec, tracking_uri)
+    return finish(tuner, parent, spec, tracking_uri, setup, name)
 
 
 def start_parent(
@@ -162,10 +165,9 @@ def start_parent(
     return ParentRun.start(uri, spec.experiment, spec.name, spec_dict, space_file, tags)
 
 
-def new_tuner(
-    spec: SpaceSpec, setup: TrialSetup, name: str, uri: str, parent_run_id: str, at_once: int
-) -> tune.Tuner:
-    trial_params = {
+def trial_params(spec: SpaceSpec) -> dict[str, Any]:
+    """What every child run records beside its recipe: the budget it was trained with."""
+    return {
         "batch.classes": spec.train.batch.classes,
         "batch.per_class": spec.train.batch.per_class,
         "workers": spec.train.workers,
@@ -173,6 +175,11 @@ def new_tuner(
         "epochs": spec.train.epochs,
         "optimizer": spec.train.optimizer,
     }
+
+
+def new_tuner(
+    spec: SpaceSpec, setup: TrialSetup, name: str, uri: str, parent_run_id: str, at_once: int
+) -> tune.Tuner:
     sampler = spec.search.sampler
     space, optuna_sampler, grid_size = make_search(
         sampler.name, sampler.seed, build_space(spec.search.params, spec.search.weight_miners)
@@ -197,23 +204,45 @@ def new_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=setup.storage_path,
-            callbacks=[MlflowTrialCallback(uri, parent_run_id, trial_params)],
+            callbacks=[MlflowTrialCallback(uri, parent_run_id, trial_params(spec))],
             verbose=1,
         ),
     )
 
 
-def finish(tuner: tune.Tuner, parent: ParentRun, spec: SpaceSpec, uri: str) -> SearchSummary:
-    """Run Tune to the end; the parent run ends FINISHED, KILLED (interrupted) or FAILED."""
+def finish(
+    tuner: tune.Tuner, parent: ParentRun, spec: SpaceSpec, uri: str, setup: TrialSetup, name: str
+) -> SearchSummary:
+    """Run Tune to the end, then the control; the parent run ends FINISHED, KILLED (interrupted)
+    or FAILED."""
     try:
         results = tuner.fit()
+        if parent.interrupted():  # Tune caught SIGINT; the trial callback marked the runs
+            raise SearchInterrupted(results.experiment_path)
+        control = None
+        if spec.search.control:
+            control = run_control(spec, setup, name, uri, parent.run_id, trial_params(spec))
+    except SearchInterrupted:
+        raise
     except BaseException:
         parent.finish("FAILED", None)
         raise
-    if parent.interrupted():  # Tune caught SIGINT; the trial callback marked the runs
-        raise SearchInterrupted(results.experiment_path)
     summary = summarize(
-        results, spec.search.metric, spec.search.mode, spec.train.epochs, ui_command(uri)
+        results, spec.search.metric, spec.search.mode, spec.train.epochs, ui_command(uri), control
     )
     parent.finish("FINISHED", summary.best_for_mlflow())
+    local = "://" not in setup.storage_path
+    out = Path(setup.storage_path) / name / "report" if local else Path(tempfile.mkdtemp())
+    attach_report(uri, spec, parent.run_id, out)
     return summary
+
+
+def attach_report(uri: str, spec: SpaceSpec, parent_run_id: str, out_dir: Path) -> None:
+    """The report's plots on the parent run when a search ends; never fails the search."""
+    from minesearch import report  # matplotlib only where plots are drawn
+
+    try:
+        result = report.build_report(uri, spec.experiment, parent_run_id)
+        report.attach(result, report.write_plots(result, out_dir))
+    except Exception as exc:  # a plot must not cost the user a finished search
+        print(f"warning: the report could not be attached ({exc}); run `minesearch report`")

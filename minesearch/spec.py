@@ -128,6 +128,9 @@ class SearchSpec(_Strict):
     # Proxy/classification losses only turn a miner's output into sample weights; pairing them with
     # miners is usually a wasted trial, so it is proposed only when asked for.
     weight_miners: bool = False
+    # Train the default recipe (TripletMarginLoss, no miner, PML defaults) with the same budget
+    # beside the search, so that every trial reads against it.
+    control: bool = True
 
 
 class TrackingSpec(_Strict):
@@ -236,10 +239,12 @@ def semantic_errors(spec: SpaceSpec) -> list[str]:
     if spec.data.source == "parquet" and spec.data.path and not Path(spec.data.path).exists():
         problems.append(f"data.path: file not found (given {spec.data.path!r})")
     problems += batch_errors(spec)
-    if spec.train.batch.classes < spec.train.workers:
+    classes, workers = spec.train.batch.classes, spec.train.workers
+    if classes % workers:
         problems.append(
-            f"train.batch.classes: each worker needs at least one class per step "
-            f"(given classes={spec.train.batch.classes} < workers={spec.train.workers})"
+            f"train.batch.classes: the global batch is split across workers by class, and the "
+            f"workers' embeddings are all-gathered for mining, which needs equal shards: use a "
+            f"multiple of train.workers={workers} (given classes={classes})"
         )
     return problems
 

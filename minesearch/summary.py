@@ -29,6 +29,7 @@ class SearchSummary:
     mode: str
     trials: list[TrialOutcome]
     ui_command: str
+    control: dict[str, float] | None = None  # the default recipe's last metrics, when it ran
 
     @property
     def ranked(self) -> list[TrialOutcome]:
@@ -48,8 +49,10 @@ class SearchSummary:
         best = self.best
         if best is None:
             return None
-        metrics = {k: best.metrics[k] for k in SHOWN if k in best.metrics}
-        metrics |= {f"epoch0.{k}": best.baseline[k] for k in SHOWN if k in best.baseline}
+        metrics = {f"best.{k}": best.metrics[k] for k in SHOWN if k in best.metrics}
+        metrics |= {f"best.epoch0.{k}": best.baseline[k] for k in SHOWN if k in best.baseline}
+        control = self.control or {}
+        metrics |= {f"control.{k}": control[k] for k in SHOWN if k in control}
         return {
             "trial_id": best.trial_id,
             "params": best.recipe.mlflow_params(),
@@ -64,6 +67,11 @@ class SearchSummary:
             lines.append(
                 f"{t.trial_id:<12} {t.epochs:>6} {t.metrics[self.metric]:>12.4f} "
                 f"{t.baseline.get(self.metric, float('nan')):>8.4f}  {t.recipe.label()}"
+            )
+        if self.control and self.metric in self.control:
+            lines.append(
+                f"{'control':<12} {int(self.control.get('epoch', 0)):>6} "
+                f"{self.control[self.metric]:>12.4f} {'':>8}  TripletMargin, no miner, PML defaults"
             )
         best = self.best
         if best is not None:
@@ -81,11 +89,16 @@ class SearchSummary:
 
 
 def summarize(
-    results: ResultGrid, metric: str, mode: str, epochs: int, ui_command: str
+    results: ResultGrid,
+    metric: str,
+    mode: str,
+    epochs: int,
+    ui_command: str,
+    control: dict[str, float] | None = None,
 ) -> SearchSummary:
     started = [results[i] for i in range(len(results)) if results[i].config]
     outcomes = [_outcome(result, epochs) for result in started]
-    return SearchSummary(metric=metric, mode=mode, trials=outcomes, ui_command=ui_command)
+    return SearchSummary(metric, mode, outcomes, ui_command, control)
 
 
 def _outcome(result: Any, epochs_planned: int) -> TrialOutcome:

@@ -28,6 +28,7 @@ from minesearch.searcher import stopped_early
 TRIAL_TAG = "minesearch.trial_id"
 SEARCH_TAG = "minesearch.search"
 INTERRUPTED_TAG = "minesearch.interrupted"
+ROLE_TAG = "minesearch.role"  # "trial" (proposed by the search) or "control"
 RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
 DEFAULT_STORE = "mlflow.db"
 NOT_METRICS = {
@@ -147,7 +148,7 @@ class ParentRun:
             )
             self.client.set_tag(self.run_id, "best.trial_id", best["trial_id"])
             now = int(time.time() * 1000)
-            metrics = [Metric(f"best.{k}", float(v), now, 0) for k, v in best["metrics"].items()]
+            metrics = [Metric(k, float(v), now, 0) for k, v in best["metrics"].items()]
             self.client.log_batch(self.run_id, metrics=metrics)
         self.client.set_terminated(self.run_id, status)
 
@@ -155,10 +156,17 @@ class ParentRun:
 class MlflowTrialCallback(Callback):
     """Mirrors each Tune trial into a child run of the search's parent run (driver side)."""
 
-    def __init__(self, tracking_uri: str, parent_run_id: str, trial_params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        parent_run_id: str,
+        trial_params: dict[str, Any],
+        role: str = "trial",  # "control": the default recipe trained beside the search
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.parent_run_id = parent_run_id
         self.trial_params = trial_params
+        self.role = role
         self.runs: dict[str, str] = {}
         self.last_step: dict[str, int] = {}  # per run: epochs already in MLflow (restarts repeat)
         self._client: MlflowClient | None = None
@@ -202,10 +210,15 @@ class MlflowTrialCallback(Callback):
 
     def _create(self, trial: Trial, experiment_id: str) -> str:
         recipe = Recipe.from_dict(trial.config["recipe"])
+        prefix = "control: " if self.role == "control" else ""
         run = self.client.create_run(
             experiment_id,
-            run_name=f"{recipe.label()} ({trial.trial_id})",
-            tags={MLFLOW_PARENT_RUN_ID: self.parent_run_id, TRIAL_TAG: trial.trial_id},
+            run_name=f"{prefix}{recipe.label()} ({trial.trial_id})",
+            tags={
+                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+                TRIAL_TAG: trial.trial_id,
+                ROLE_TAG: self.role,
+            },
         )
         run_id = str(run.info.run_id)
         log_params(self.client, run_id, {**recipe.mlflow_params(), **self.trial_params})

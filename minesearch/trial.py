@@ -8,8 +8,8 @@ workers, and a trial process holding one would deadlock a 2-core machine (DESIGN
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -34,6 +34,12 @@ class TrialSetup:
         return dict(self.spec["train"])
 
 
+def train_storage(storage_path: str) -> str:
+    """Ray Train's storage under the search's: posix joining, so s3://bucket stays a URI
+    (pathlib would fold it into s3:/bucket)."""
+    return posixpath.join(storage_path, "train")
+
+
 def worker_resources(train: dict[str, Any]) -> dict[str, float]:
     resources = {"CPU": float(train["cpus_per_worker"])}
     if train["use_gpu"]:
@@ -55,7 +61,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         ),
         run_config=ray.train.RunConfig(
             name=f"trial-{trial_id}",
-            storage_path=str(Path(setup.storage_path) / "train"),
+            storage_path=train_storage(setup.storage_path),
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # a Train V2 callback
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=train["max_failures"]),

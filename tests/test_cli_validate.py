@@ -148,7 +148,7 @@ def test_validate_missing_file(tmp_path: Path) -> None:
 def test_validate_too_many_batch_classes_for_split(tmp_path: Path) -> None:
     # Quickstart holds 3 of digits' 10 classes out for validation: 7 are left to train on.
     raw = quickstart()
-    raw["train"]["batch"]["classes"] = 9
+    raw["train"]["batch"]["classes"] = 10
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert_bad_input(result, "train.batch.classes:", "only 7 classes")
 
@@ -156,6 +156,7 @@ def test_validate_too_many_batch_classes_for_split(tmp_path: Path) -> None:
 def test_validate_quickstart_batch_of_all_training_classes_ok(tmp_path: Path) -> None:
     raw = quickstart()
     raw["train"]["batch"]["classes"] = 7
+    raw["train"]["workers"] = 1  # 7 classes cannot split evenly over 2 workers
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert result.exit_code == 0, result.output
 
@@ -237,3 +238,12 @@ def test_catalog_command_prints_the_matrix() -> None:
     assert "TripletMarginLoss" in result.output and "UniformHistogramMiner" in result.output
     with_weights = invoke("catalog", "--weight-miners")
     assert with_weights.exit_code == 0 and with_weights.output != result.output
+
+
+def test_classes_must_split_evenly_over_workers(tmp_path: Path) -> None:
+    raw = quickstart()
+    raw["train"]["batch"]["classes"] = 5
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(
+        result, "train.batch.classes:", "multiple of train.workers=2", "given classes=5"
+    )

@@ -20,7 +20,7 @@ from ray.util.state import list_actors
 
 from minesearch.cli import main
 from minesearch.search import local_runtime_env
-from minesearch.tracking import TRIAL_TAG
+from minesearch.tracking import ROLE_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -101,11 +101,21 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == TRIALS
+    nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in nested if r.data.tags[ROLE_TAG] == "trial"]
+    controls = [r for r in nested if r.data.tags[ROLE_TAG] == "control"]
+    assert len(parents) == 1 and len(children) == TRIALS and len(controls) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert "best.mean_average_precision_at_r" in parent.data.metrics
+    assert "control.mean_average_precision_at_r" in parent.data.metrics
+    control = controls[0]
+    assert control.info.status == "FINISHED" and control.data.params["miner"] == "none"
+    assert control.data.params["loss"] == "TripletMarginLoss"
+    assert control.data.params["loss.margin"] == "0.05"  # PML's default
+    assert "control" in result.output
+    report = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
+    assert "report/loss_miner_heatmap.png" in report  # the report is attached when a search ends
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert len({c.data.tags[TRIAL_TAG] for c in children}) == TRIALS
 
@@ -137,7 +147,7 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
     space = yaml.safe_load(tiny_space(tmp_path).read_text())
     space["name"] = "e2e-failure"
     space["train"] |= {"epochs": 1, "workers": 1, "optimizer": "sgd"}
-    space["search"] |= {"trials": 2, "sampler": {"name": "random", "seed": 0}}
+    space["search"] |= {"trials": 2, "sampler": {"name": "random", "seed": 0}, "control": False}
     space["search"]["params"] = {"loss": "ContrastiveLoss", "lr": [1.0e-3, 1.0e12]}
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(space))
@@ -168,17 +178,18 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     """SIGKILL one Ray Train worker after the first checkpoint: the trial restarts its workers
     (train.max_failures), continues after the last checkpointed epoch and finishes, and its
     metrics have every epoch exactly once."""
-    epochs = 10
+    epochs = 12
     space = yaml.safe_load(tiny_space(tmp_path).read_text())
     space["name"] = "e2e-worker-failure"
     space["train"] |= {"epochs": epochs, "workers": 2, "max_failures": 2}
-    space["search"] |= {"trials": 1, "sampler": {"name": "random", "seed": 0}}
+    space["search"] |= {"trials": 1, "sampler": {"name": "random", "seed": 0}, "control": False}
     space["search"]["params"] = {"loss": "ContrastiveLoss", "miner": "BatchHardMiner"}
     path = tmp_path / "failure.yaml"
     path.write_text(yaml.safe_dump(space))
     client = MlflowClient(space["tracking"]["uri"])
     killed: list[int] = []
-    killer = threading.Thread(target=kill_a_worker_after_epoch_one, args=(client, killed))
+    results = tmp_path / "ray"
+    killer = threading.Thread(target=kill_a_worker_after_epoch_one, args=(results, killed))
     killer.start()
     result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
     killer.join(timeout=60)
@@ -191,18 +202,19 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     assert sorted(m.step for m in history) == list(range(epochs + 1))  # no gap, no repeat
 
 
-def kill_a_worker_after_epoch_one(client: MlflowClient, killed: list[int]) -> None:
-    """Wait until epoch 1 is in MLflow (a checkpoint exists), then SIGKILL a live Train worker."""
+def kill_a_worker_after_epoch_one(storage: Path, killed: list[int]) -> None:
+    """Wait until Tune has epoch 1 (so a checkpoint exists), then SIGKILL a live Train worker.
+    Reads Tune's result file (fast, so the window is not missed on a loaded machine)."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        try:
-            child = only_child(client, "e2e-worker-failure")
-            steps = client.get_metric_history(child.info.run_id, "mean_average_precision_at_r")
-        except (LookupError, IndexError):
-            steps = []
-        if any(m.step >= 1 for m in steps):
+        reported = [
+            len(path.read_text().splitlines())
+            for path in storage.glob("e2e-worker-failure-*/run_trial_*/result.json")
+        ]
+        if reported and max(reported) >= 2:  # epochs 0 and 1
             alive = list_actors(
-                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")]
+                address=ray.get_runtime_context().gcs_address,  # this module's Ray, not another
+                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
             )
             pids = [a.pid for a in alive if a.pid is not None]
             if pids:

@@ -60,6 +60,7 @@ def write_space(tmp_path: Path) -> tuple[Path, str]:
         "search": {
             "trials": TRIALS,
             "concurrent": 2,
+            "control": False,  # the control run is covered in test_e2e
             "sampler": {"name": "random", "seed": 1},
             "scheduler": {"name": "fifo"},
             "params": {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}},

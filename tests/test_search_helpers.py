@@ -29,9 +29,16 @@ def test_concurrency_is_capped_by_what_fits() -> None:
 
 def test_a_trial_larger_than_this_machine_is_an_error() -> None:
     with pytest.raises(ClusterTooSmall, match=r"train.workers: one trial needs 3 CPU"):
-        concurrency(spec_with(workers=3), {"CPU": 2.0}, local=True)
+        concurrency(spec_with(workers=3, batch={"classes": 6}), {"CPU": 2.0}, local=True)
 
 
 def test_storage_uris_are_kept_local_paths_made_absolute() -> None:
     assert resolve_storage("s3://bucket/runs") == "s3://bucket/runs"
     assert resolve_storage("runs").startswith("/")
+
+
+def test_train_storage_keeps_uris() -> None:
+    from minesearch.trial import train_storage
+
+    assert train_storage("s3://bucket/runs") == "s3://bucket/runs/train"
+    assert train_storage("/data/runs") == "/data/runs/train"

@@ -1,0 +1,53 @@
+"""The control: the default recipe, trained with the search's budget, beside the search.
+
+Every trial reads against it: TripletMarginLoss with PML's defaults and no miner, the learning rate
+of the space when it is a constant (else 1e-3), the same data, model, epochs, batches and seed. It
+is its own Tune run (one trial, no search) so that it never counts as a proposal of the sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from minesearch import catalog
+from minesearch.params import DEFAULT_LR, resolve_constant
+from minesearch.recipe import Recipe
+from minesearch.spec import SpaceSpec
+from minesearch.tracking import MlflowTrialCallback
+from minesearch.trial import TrialSetup, trainable
+
+CONTROL_LOSS = "TripletMarginLoss"
+
+
+def control_recipe(spec: SpaceSpec) -> Recipe:
+    lr = resolve_constant(spec.search.params.get("lr"))
+    defaults = {name: info.default for name, info in catalog.loss_info(CONTROL_LOSS).params.items()}
+    return Recipe(
+        loss=CONTROL_LOSS,
+        loss_params=defaults,
+        lr=float(lr) if isinstance(lr, int | float) else DEFAULT_LR,
+    )
+
+
+def run_control(
+    spec: SpaceSpec,
+    setup: TrialSetup,
+    name: str,
+    uri: str,
+    parent_run_id: str,
+    trial_params: dict[str, Any],
+) -> dict[str, float] | None:
+    """Train the control as a child run of the search; its last metrics, or None if it failed."""
+    callback = MlflowTrialCallback(uri, parent_run_id, trial_params, role="control")
+    tuner = tune.Tuner(
+        trainable(setup),
+        param_space={"recipe": control_recipe(spec).to_dict()},
+        tune_config=tune.TuneConfig(num_samples=1),
+        run_config=tune.RunConfig(
+            name=f"{name}-control", storage_path=setup.storage_path, callbacks=[callback], verbose=0
+        ),
+    )
+    result = tuner.fit()[0]
+    return None if result.error is not None else dict(result.metrics or {})
