@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,19 +104,40 @@ def start_ray(options: SearchOptions) -> bool:
     """
     local = options.address is None and not os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, **options.ray_init}
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
         if local:
-            kwargs.setdefault("runtime_env", local_runtime_env())
-        ray.init(address=options.address, **kwargs)
+            kwargs |= local_ray_options()
+        ray.init(address=options.address, **(kwargs | options.ray_init))
     return local
 
 
-def local_runtime_env() -> dict[str, Any]:
+def local_ray_options() -> dict[str, Any]:
+    """ray.init arguments for a Ray on this machine: its own dashboard port, named to its jobs.
+
+    Ray Train's placement-group cleaner (which frees the CPUs of a trial ASHA stopped) finds its
+    cluster through the state API; with a second Ray on the machine (another search, a test) its
+    auto-detection fails, the group leaks and the next trial waits forever. RAY_API_SERVER_ADDRESS
+    names the right dashboard.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return {
+        "include_dashboard": True,
+        "dashboard_port": port,
+        "runtime_env": local_runtime_env(port),
+    }
+
+
+def local_runtime_env(dashboard_port: int | None = None) -> dict[str, Any]:
     """Ray Train's controller polls workers every 2 s and a worker's second report waits for the
     poll (a result queue of size 1): on a laptop that is most of a small epoch. Poll faster there;
     clusters keep Ray's default (their epochs are long, and the env belongs to their job)."""
     interval = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    return {"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}}
+    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}
+    if dashboard_port is not None:
+        env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
+    return {"env_vars": env}
 
 
 def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions) -> SearchSummary:

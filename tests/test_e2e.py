@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors
 
 from minesearch.cli import main
-from minesearch.search import local_runtime_env
+from minesearch.search import local_ray_options
 from minesearch.tracking import ROLE_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
@@ -36,10 +36,9 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     temp_dir = str(tmp_path_factory.mktemp("ray"))
     ray.init(
         num_cpus=2,
-        include_dashboard=True,  # without it, a trial stopped by ASHA leaks its placement group
         _temp_dir=temp_dir,
         logging_level=logging.WARNING,
-        runtime_env=local_runtime_env(),
+        **local_ray_options(),  # the dashboard: without it an ASHA-stopped trial leaks its CPUs
     )
     yield
     ray.shutdown()
