@@ -29,6 +29,7 @@ TRIAL_TAG = "minesearch.trial_id"
 SEARCH_TAG = "minesearch.search"
 INTERRUPTED_TAG = "minesearch.interrupted"
 ROLE_TAG = "minesearch.role"  # "trial" (proposed by the search) or "control"
+ORPHAN_REASON = "started by a killed driver after Tune's last state snapshot; run again on resume"
 RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
 DEFAULT_STORE = "mlflow.db"
 NOT_METRICS = {
@@ -282,9 +283,27 @@ class MlflowTrialCallback(Callback):
             self.client.set_tag(run.info.run_id, INTERRUPTED_TAG, RESUME_HINT)
             self.client.set_terminated(run.info.run_id, "KILLED")
         never_started = [t for t in trials if self._existing(t) is None]
+        if self.role == "trial":
+            self._drop_orphans({t.trial_id for t in trials})
         if open_runs or never_started or len(trials) < getattr(self, "total_trials", 0):
             self.client.set_tag(self.parent_run_id, INTERRUPTED_TAG, RESUME_HINT)
             self.client.set_terminated(self.parent_run_id, "KILLED")
+
+    def _drop_orphans(self, known: set[str]) -> None:
+        """Child runs of trials Tune does not know: a SIGKILLed driver started them after Tune's
+        last state snapshot, and the resumed searcher proposed their recipes again under new ids.
+        Deleted (MLflow keeps them restorable) so that MLflow holds one child per trial."""
+        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        children = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' and "
+            f"tags.`{ROLE_TAG}` = 'trial'",
+        )
+        for run in children:
+            if run.data.tags.get(TRIAL_TAG) not in known:
+                self.client.set_tag(run.info.run_id, "minesearch.orphan", ORPHAN_REASON)
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                self.client.delete_run(run.info.run_id)
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

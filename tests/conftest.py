@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,3 +22,30 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
+
+
+ProcessProbe = Callable[[str, float], dict[int, str]]
+
+
+def pids_mentioning(text: str, wait_s: float = 0.0) -> dict[int, str]:
+    """Live processes (not this one) whose command line contains `text` (a Ray session or server
+    temp dir), pid -> command line; waits up to `wait_s` for them to go."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = {}
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and int(proc.name) != os.getpid():
+                found[int(proc.name)] = cmdline
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def process_probe() -> ProcessProbe:
+    """`pids_mentioning`, for the tests that must leave no process behind."""
+    return pids_mentioning

@@ -15,6 +15,7 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
+from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors
 
@@ -31,7 +32,9 @@ CURVES = ("mean_average_precision_at_r", "precision_at_1", "r_precision")
 
 
 @pytest.fixture(scope="module")
-def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def ray_instance(
+    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
+) -> Iterator[None]:
     """One Ray for the module, with explicit resources (2 CPUs, as CI has) and temp storage."""
     temp_dir = str(tmp_path_factory.mktemp("ray"))
     ray.init(
@@ -42,24 +45,7 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     yield
     ray.shutdown()
-    assert not processes_mentioning(temp_dir, wait_s=20), "Ray left processes behind"
-
-
-def processes_mentioning(text: str, wait_s: float) -> list[str]:
-    """Command lines of live processes containing `text` (Ray's session dir), after a grace wait."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = []
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline and proc.name != str(os.getpid()):
-                found.append(cmdline)
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def tiny_space(tmp_path: Path) -> Path:

@@ -27,9 +27,10 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
+from conftest import ProcessProbe
 
 from minesearch.cli import main
-from minesearch.search import local_runtime_env
+from minesearch.search import local_ray_options
 
 # ~60 s on 2 idle cores; the timeout turns a hang into a failure with stacks well before 600 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -75,19 +76,6 @@ def healthy(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes (not this one) containing `text`."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline and proc.name != str(os.getpid()):
-            found.append(cmdline)
-    return found
 
 
 def processes_of(server_dir: Path, session: int) -> list[str]:
@@ -169,21 +157,15 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 
 
 @pytest.fixture(scope="module")
-def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def ray_instance(
+    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
+) -> Iterator[None]:
     """One Ray for the module (as tests/test_e2e.py)."""
     temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(
-        num_cpus=2,
-        include_dashboard=True,
-        _temp_dir=temp_dir,
-        logging_level=logging.WARNING,
-        runtime_env=local_runtime_env(),
-    )
+    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
     yield
     ray.shutdown()
-    deadline = time.monotonic() + 20
-    while (left := processes_mentioning(temp_dir)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    left = process_probe(temp_dir, 20)
     assert not left, f"Ray left processes behind: {left}"
 
 

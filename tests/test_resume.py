@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ProcessProbe, pids_mentioning
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -23,31 +24,15 @@ CLI = [sys.executable, "-m", "minesearch"]
 
 
 @pytest.fixture
-def ray_root() -> Iterator[Path]:
+def ray_root(process_probe: ProcessProbe) -> Iterator[Path]:
     """Ray's temp root for the CLI's local Ray (short: Ray's socket paths must stay < 108 chars)."""
     root = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))
     yield root
-    leftovers = wait_for_no_processes(str(root), 30)
+    leftovers = list(process_probe(str(root), 30))
     for pid in leftovers:  # do not leave them to the next test, but fail this one
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(root, ignore_errors=True)
     assert not leftovers, "Ray processes outlived the search"
-
-
-def wait_for_no_processes(text: str, wait_s: float) -> list[int]:
-    deadline = time.monotonic() + wait_s
-    while True:
-        pids = []
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline and int(proc.name) != os.getpid():
-                pids.append(int(proc.name))
-        if not pids or time.monotonic() > deadline:
-            return pids
-        time.sleep(0.5)
 
 
 def write_space(tmp_path: Path) -> tuple[Path, str]:
@@ -72,7 +57,7 @@ def write_space(tmp_path: Path) -> tuple[Path, str]:
     return path, uri
 
 
-def children(client: MlflowClient) -> list:  # type: ignore[type-arg]
+def children(client: MlflowClient) -> list:
     experiment = client.get_experiment_by_name("resume")
     if experiment is None:
         return []
@@ -114,7 +99,7 @@ def test_resume_after_the_driver_is_killed(
         tmp_path / "first.log"
     ).read_text()
     if sig == signal.SIGKILL:  # nothing ran the driver's cleanup: its local Ray must still go
-        wait_for_no_processes(str(ray_root), 60)
+        pids_mentioning(str(ray_root), 60)
     before = children(client)
     assert len(before) < TRIALS or any(r.info.status != "FINISHED" for r in before)
 

@@ -146,3 +146,20 @@ def test_a_restarted_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
         again.on_trial_result(0, [], trial, {"epoch": epoch, "precision_at_1": 0.6})  # type: ignore[arg-type]
     history = client.get_metric_history(first.runs["t1"], "precision_at_1")
     assert sorted(m.step for m in history) == [0, 1, 2, 3]
+
+
+def test_runs_of_trials_tune_forgot_are_dropped_at_the_end(tmp_path: Path) -> None:
+    """A SIGKILLed driver can start a trial after Tune's last snapshot: on resume Tune does not
+    know it and proposes its recipe again. Its run must not stay as a duplicate."""
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("exp")).info.run_id
+    callback = MlflowTrialCallback(uri, parent, {"epochs": 1})
+    kept = FakeTrial("kept", {"recipe": RECIPE.to_dict()})
+    orphan = FakeTrial("orphan", {"recipe": RECIPE.to_dict()})
+    for trial in (kept, orphan):
+        callback.on_trial_start(0, [], trial)  # type: ignore[arg-type]
+    callback.on_experiment_end([kept])  # type: ignore[list-item]
+    alive = client.search_runs([client.get_experiment_by_name("exp").experiment_id])  # type: ignore[union-attr]
+    assert {r.data.tags.get("minesearch.trial_id") for r in alive} == {"kept", None}
+    assert client.get_run(callback.runs["orphan"]).info.lifecycle_stage == "deleted"
