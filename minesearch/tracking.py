@@ -170,10 +170,29 @@ class MlflowTrialCallback(Callback):
         self.role = role
         self.runs: dict[str, str] = {}
         self.last_step: dict[str, int] = {}  # per run: epochs already in MLflow (restarts repeat)
+        self.total_trials = 0  # Tune's num_samples, from setup()
+        self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Tune saves callbacks with its experiment state
         return {**self.__dict__, "_client": None}
+
+    @property
+    def experiment_id(self) -> str:
+        """The parent run's experiment (looked up once)."""
+        if self._experiment_id is None:
+            self._experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        return self._experiment_id
+
+    def _children(self) -> list[Run]:
+        """This callback's child runs (its role) of the parent run."""
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' and "
+                f"tags.`{ROLE_TAG}` = '{self.role}'",
+            )
+        )
 
     @property
     def client(self) -> MlflowClient:
@@ -194,16 +213,14 @@ class MlflowTrialCallback(Callback):
                 self.client.update_run(run_id, status="RUNNING")
                 self.client.set_tag(run_id, INTERRUPTED_TAG, "")
         else:
-            experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
-            run_id = self._create(trial, experiment_id)
+            run_id = self._create(trial, self.experiment_id)
         self.runs[trial.trial_id] = run_id
         return run_id
 
     def _existing(self, trial: Trial) -> Run | None:
         """The trial's child run if it has one (looked up by tag: survives driver restarts)."""
-        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
         found = self.client.search_runs(
-            [experiment_id],
+            [self.experiment_id],
             filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and "
             f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
         )
@@ -278,29 +295,25 @@ class MlflowTrialCallback(Callback):
         """Tune ends early on SIGINT (stopping running trials as if TERMINATED): a trial whose
         child run never ended, or one never started, means the search is unfinished; those runs
         and the parent are marked KILLED and resumable."""
-        open_runs = [r for t in trials if (r := self._existing(t)) and r.info.status == "RUNNING"]
+        runs = {r.data.tags.get(TRIAL_TAG): r for r in self._children()}  # one query for all
+        open_runs = [runs[t.trial_id] for t in trials if t.trial_id in runs]
+        open_runs = [r for r in open_runs if r.info.status == "RUNNING"]
         for run in open_runs:
             self.client.set_tag(run.info.run_id, INTERRUPTED_TAG, RESUME_HINT)
             self.client.set_terminated(run.info.run_id, "KILLED")
-        never_started = [t for t in trials if self._existing(t) is None]
+        never_started = [t for t in trials if t.trial_id not in runs]
         if self.role == "trial":
-            self._drop_orphans({t.trial_id for t in trials})
-        if open_runs or never_started or len(trials) < getattr(self, "total_trials", 0):
+            self._drop_orphans(runs, {t.trial_id for t in trials})
+        if open_runs or never_started or len(trials) < self.total_trials:
             self.client.set_tag(self.parent_run_id, INTERRUPTED_TAG, RESUME_HINT)
             self.client.set_terminated(self.parent_run_id, "KILLED")
 
-    def _drop_orphans(self, known: set[str]) -> None:
+    def _drop_orphans(self, runs: dict[str | None, Run], known: set[str]) -> None:
         """Child runs of trials Tune does not know: a SIGKILLed driver started them after Tune's
         last state snapshot, and the resumed searcher proposed their recipes again under new ids.
         Deleted (MLflow keeps them restorable) so that MLflow holds one child per trial."""
-        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
-        children = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}' and "
-            f"tags.`{ROLE_TAG}` = 'trial'",
-        )
-        for run in children:
-            if run.data.tags.get(TRIAL_TAG) not in known:
+        for trial_id, run in runs.items():
+            if trial_id not in known:
                 self.client.set_tag(run.info.run_id, "minesearch.orphan", ORPHAN_REASON)
                 self.client.set_terminated(run.info.run_id, "KILLED")
                 self.client.delete_run(run.info.run_id)
