@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from minesearch.confirm import ConfirmError, confirm_errors, parse_confirm
 from minesearch.experiments import NothingToResume
 from minesearch.search import ClusterTooSmall, SearchInterrupted, SearchOptions, run_search
 from minesearch.spec import SpecError
@@ -54,13 +55,33 @@ def validate(space: Path) -> None:
     help="Ray storage for trials and checkpoints (shared on a cluster).",
 )
 @click.option("--resume", is_flag=True, help="Continue the latest interrupted search of SPACE.")
-def run(space: Path, address: str | None, storage_path: str | None, resume: bool) -> None:
+@click.option(
+    "--confirm",
+    "confirm_text",
+    default=None,
+    metavar="K,S",
+    help="Re-train the top K recipes with S new seeds each; mean ± 95% CI on the test split.",
+)
+def run(
+    space: Path,
+    address: str | None,
+    storage_path: str | None,
+    resume: bool,
+    confirm_text: str | None,
+) -> None:
     """Run the search described by SPACE and print the best recipe."""
+    confirm = None
     try:
         spec = validated(space)
-    except SpecError as exc:
+        if confirm_text is not None:
+            confirm = parse_confirm(confirm_text)
+            if problems := confirm_errors(spec):
+                raise ConfirmError("\n".join(problems))
+    except (SpecError, ConfirmError) as exc:
         _fail(f"error: {exc}")
-    options = SearchOptions(address=address, storage_path=storage_path, resume=resume)
+    options = SearchOptions(
+        address=address, storage_path=storage_path, resume=resume, confirm=confirm
+    )
     try:
         summary = run_search(spec, space, options)
     except (ClusterTooSmall, NothingToResume) as exc:

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,27 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from minesearch import experiments
+from minesearch.confirm import run_confirm, top_recipes
 from minesearch.control import run_control
+from minesearch.holdout import has_test_split, score_chosen
 from minesearch.samplers import make_search
 from minesearch.searcher import RecipeSearch
 from minesearch.space import build_space
 from minesearch.spec import SpaceSpec
 from minesearch.summary import SearchSummary, summarize
-from minesearch.tracking import MlflowTrialCallback, ParentRun, resolve_tracking_uri, ui_command
+from minesearch.tracking import (
+    MlflowTrialCallback,
+    ParentRun,
+    log_to_trial_run,
+    resolve_tracking_uri,
+    ui_command,
+)
 from minesearch.trial import TrialSetup, trainable
 
 DEFAULT_STORAGE = "minesearch_runs"
+CHECKPOINT_KEY = (
+    "checkpoint_path"  # where Ray Train's TuneReportCallback puts a result's checkpoint
+)
 
 
 class SearchInterrupted(Exception):
@@ -52,6 +63,7 @@ class SearchOptions:
     storage_path: str | None = None  # overrides the space file's
     resume: bool = False  # continue the latest interrupted search of this space
     ray_init: dict[str, Any] = field(default_factory=dict)  # extra ray.init kwargs (tests)
+    confirm: tuple[int, int] | None = None  # (K recipes, S seeds) re-trained on the test split
 
 
 def resolve_storage(path: str) -> str:
@@ -171,7 +183,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         if "://" not in storage:  # resume finds local (or NFS) searches; see experiments.latest
             experiments.save_state(Path(storage) / name, state)
         tuner = new_tuner(spec, setup, name, tracking_uri, parent.run_id, at_once)
-    return finish(tuner, parent, spec, tracking_uri, setup, name)
+    return finish(tuner, parent, Finish(spec, tracking_uri, setup, name, at_once, options.confirm))
 
 
 def start_parent(
@@ -232,31 +244,79 @@ def new_tuner(
     )
 
 
-def finish(
-    tuner: tune.Tuner, parent: ParentRun, spec: SpaceSpec, uri: str, setup: TrialSetup, name: str
-) -> SearchSummary:
-    """Run Tune to the end, then the control; the parent run ends FINISHED, KILLED (interrupted)
-    or FAILED."""
+@dataclass(frozen=True)
+class Finish:
+    """What the steps after the search (control, test split, confirmation) need to know."""
+
+    spec: SpaceSpec
+    uri: str
+    setup: TrialSetup
+    name: str
+    at_once: int
+    confirm: tuple[int, int] | None
+
+
+def finish(tuner: tune.Tuner, parent: ParentRun, end: Finish) -> SearchSummary:
+    """Run Tune to the end, then the control, the test split and the confirmations; the parent run
+    ends FINISHED, KILLED (interrupted) or FAILED."""
+    spec, uri, setup = end.spec, end.uri, end.setup
     try:
         results = tuner.fit()
         if parent.interrupted():  # Tune caught SIGINT; the trial callback marked the runs
             raise SearchInterrupted(results.experiment_path)
         control = None
         if spec.search.control:
-            control = run_control(spec, setup, name, uri, parent.run_id, trial_params(spec))
+            control = run_control(spec, setup, end.name, uri, parent.run_id, trial_params(spec))
+        summary = summarize(
+            results,
+            spec.search.metric,
+            spec.search.mode,
+            spec.train.epochs,
+            ui_command(uri),
+            control,
+        )
+        if has_test_split(spec):
+            summary = replace(summary, test=score_test_split(end, parent.run_id, summary))
+        if end.confirm is not None and summary.best is not None:
+            top, seeds = end.confirm
+            recipes = top_recipes([t.recipe for t in summary.ranked], top)
+            confirmations = run_confirm(
+                spec,
+                setup,
+                end.name,
+                uri,
+                parent.run_id,
+                trial_params(spec),
+                recipes,
+                seeds,
+                end.at_once,
+            )
+            summary = replace(summary, confirmations=confirmations)
     except SearchInterrupted:
         raise
     except BaseException:
         parent.finish("FAILED", None)
         raise
-    summary = summarize(
-        results, spec.search.metric, spec.search.mode, spec.train.epochs, ui_command(uri), control
-    )
     parent.finish("FINISHED", summary.best_for_mlflow())
     local = "://" not in setup.storage_path
-    out = Path(setup.storage_path) / name / "report" if local else Path(tempfile.mkdtemp())
+    out = Path(setup.storage_path) / end.name / "report" if local else Path(tempfile.mkdtemp())
     attach_report(uri, spec, parent.run_id, out)
     return summary
+
+
+def score_test_split(end: Finish, parent_run_id: str, summary: SearchSummary) -> dict[str, Any]:
+    """The best trial and the control on the test split, from their last checkpoints; the scores
+    go to their child runs too."""
+    chosen: dict[str, tuple[str, str]] = {}  # name -> (trial id, checkpoint path)
+    if summary.best is not None and CHECKPOINT_KEY in summary.best.metrics:
+        chosen["best"] = (summary.best.trial_id, str(summary.best.metrics[CHECKPOINT_KEY]))
+    if summary.control and CHECKPOINT_KEY in summary.control:
+        chosen["control"] = (str(summary.control["trial_id"]), str(summary.control[CHECKPOINT_KEY]))
+    paths = {name: path for name, (_, path) in chosen.items()}
+    scores = score_chosen(end.spec, end.setup.storage_path, paths)
+    for name, metrics in scores.items():
+        log_to_trial_run(end.uri, parent_run_id, chosen[name][0], metrics)
+    return scores
 
 
 def attach_report(uri: str, spec: SpaceSpec, parent_run_id: str, out_dir: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray.tune import ResultGrid
 
+from minesearch.confirm import Confirmation, format_confirmations
 from minesearch.recipe import Recipe
 
 SHOWN = ("mean_average_precision_at_r", "precision_at_1", "r_precision", "recall_at_1")
+TEST_SHOWN = tuple(f"test.{k}" for k in SHOWN)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class SearchSummary:
     trials: list[TrialOutcome]
     ui_command: str
     control: dict[str, float] | None = None  # the default recipe's last metrics, when it ran
+    # test-split scores of the chosen recipes only ("best", "control"): see holdout.py
+    test: dict[str, dict[str, float]] = field(default_factory=dict)
+    confirmations: list[Confirmation] = field(default_factory=list)  # --confirm K,S
 
     @property
     def ranked(self) -> list[TrialOutcome]:
@@ -53,6 +58,10 @@ class SearchSummary:
         metrics |= {f"best.epoch0.{k}": best.baseline[k] for k in SHOWN if k in best.baseline}
         control = self.control or {}
         metrics |= {f"control.{k}": control[k] for k in SHOWN if k in control}
+        for name, scores in self.test.items():  # e.g. best.test.mean_average_precision_at_r
+            metrics |= {f"{name}.{k}": v for k, v in scores.items()}
+        for confirmation in self.confirmations:
+            metrics |= confirmation.mlflow_metrics(self.metric)
         return {
             "trial_id": best.trial_id,
             "params": best.recipe.mlflow_params(),
@@ -80,6 +89,13 @@ class SearchSummary:
                 "best scores: "
                 + ", ".join(f"{k}={best.metrics[k]:.4f}" for k in SHOWN if k in best.metrics)
             )
+        for name, scores in self.test.items():
+            lines.append(
+                f"{name} on the test split (scored once, after selection): "
+                + ", ".join(f"{k[5:]}={scores[k]:.4f}" for k in TEST_SHOWN if k in scores)
+            )
+        if self.confirmations:
+            lines += ["", format_confirmations(self.confirmations, self.metric)]
         for t in self.failed:
             lines.append(
                 f"failed {t.trial_id} ({t.recipe.label()}): {(t.error or '').strip()[-300:]}"

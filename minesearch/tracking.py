@@ -219,16 +219,12 @@ class MlflowTrialCallback(Callback):
 
     def _existing(self, trial: Trial) -> Run | None:
         """The trial's child run if it has one (looked up by tag: survives driver restarts)."""
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and "
-            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
-        )
-        return found[0] if found else None
+        return find_trial_run(self.client, self.experiment_id, self.parent_run_id, trial.trial_id)
 
     def _create(self, trial: Trial, experiment_id: str) -> str:
         recipe = Recipe.from_dict(trial.config["recipe"])
-        prefix = "control: " if self.role == "control" else ""
+        prefix = "" if self.role == "trial" else f"{self.role}: "
+        seed = {"seed": trial.config["seed"]} if "seed" in trial.config else {}
         run = self.client.create_run(
             experiment_id,
             run_name=f"{prefix}{recipe.label()} ({trial.trial_id})",
@@ -239,7 +235,7 @@ class MlflowTrialCallback(Callback):
             },
         )
         run_id = str(run.info.run_id)
-        log_params(self.client, run_id, {**recipe.mlflow_params(), **self.trial_params})
+        log_params(self.client, run_id, {**recipe.mlflow_params(), **self.trial_params, **seed})
         self.client.log_text(
             run_id, json.dumps(trial.config, indent=2, default=str), "trial_config.json"
         )
@@ -325,6 +321,31 @@ class MlflowTrialCallback(Callback):
         reason = (trial.error_file and _read_tail(trial.error_file)) or "trial raised"
         self.client.set_tag(run_id, "minesearch.error", reason[-4000:])
         self.client.set_terminated(run_id, "FAILED")
+
+
+def log_to_trial_run(
+    tracking_uri: str, parent_run_id: str, trial_id: str, metrics: dict[str, float]
+) -> None:
+    """Metrics logged after the fact (test-split scores) on the child run of `trial_id`."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    run = find_trial_run(client, experiment, parent_run_id, trial_id)
+    if run is not None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        client.log_batch(run.info.run_id, metrics=batch)
+
+
+def find_trial_run(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str
+) -> Run | None:
+    """A trial's child run, by tag: the lookup survives driver restarts."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'",
+    )
+    return found[0] if found else None
 
 
 def _read_tail(path: str) -> str:

@@ -53,7 +53,12 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     train = setup.train
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"spec": setup.spec, "recipe": config["recipe"]},
+        train_loop_config={
+            "spec": setup.spec,
+            "recipe": config["recipe"],
+            "seed": config.get("seed"),  # confirmation runs: the recipe again with another seed
+            "score_test": config.get("score_test", False),
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=train["workers"],
             use_gpu=train["use_gpu"],

@@ -24,16 +24,15 @@ from pytorch_metric_learning.utils import common_functions as pml_common
 from torch import nn
 
 from minesearch.batches import ClassBalancedBatches
-from minesearch.data import Dataset, load_dataset, split_by_class
+from minesearch.data import Dataset
 from minesearch.evaluate import retrieval_scores
-from minesearch.model import build_model
+from minesearch.holdout import test_scores
+from minesearch.pipeline import CHECKPOINT_FILE, build_embedder, embed, load_parts
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.step import for_world, loss_and_grads
 from minesearch.telemetry import Difficulty, nonzero_loss_share, recipe_margin, triplet_difficulty
 
-CHECKPOINT_FILE = "checkpoint.pt"
-EVAL_CHUNK = 1024
 TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
 
 
@@ -59,6 +58,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     quiet_libraries()
     started = time.time()
     spec = SpaceSpec.model_validate(config["spec"])
+    if config.get("seed") is not None:  # a confirmation run repeats a recipe with other seeds
+        spec = spec.model_copy(
+            update={"train": spec.train.model_copy(update={"seed": int(config["seed"])})}
+        )
     recipe = Recipe.from_dict(config["recipe"])
     state = setup(spec, recipe)
     start = restore(state)
@@ -69,6 +72,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
     for epoch in range(start + 1, spec.train.epochs + 1):
         stats = train_epoch(state, epoch)
+        if config.get("score_test") and epoch == spec.train.epochs and state.rank == 0:
+            stats |= test_scores(spec, unwrap(state.model), state.device)  # confirmation runs
         report(state, epoch, stats)
 
 
@@ -87,18 +92,9 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(spec.train.cpus_per_worker)))
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
-    data = load_dataset(
-        spec.data.source, spec.data.path, spec.data.label_column, spec.data.features_column
-    )
-    split = split_by_class(
-        data.labels, spec.data.split.val, spec.data.split.test, spec.data.split.seed
-    )
-    train, val = contiguous_labels(data.subset(split.train)), data.subset(split.val)
-    model = ray.train.torch.prepare_model(
-        build_model(
-            data.input_shape, spec.model.backbone, spec.model.embedding_dim, spec.model.hidden_dim
-        )
-    )
+    parts = load_parts(spec)
+    train, val = contiguous_labels(parts.part("train")), parts.part("val")
+    model = ray.train.torch.prepare_model(build_embedder(spec, parts.data))
     device = ray.train.torch.get_device()
     num_classes = len(np.unique(train.labels))
     loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
@@ -184,16 +180,6 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
-
-
-@torch.no_grad()
-def embed(model: nn.Module, inputs: np.ndarray, device: torch.device) -> torch.Tensor:
-    model.eval()
-    chunks = [
-        model(torch.from_numpy(inputs[i : i + EVAL_CHUNK]).to(device)).cpu()
-        for i in range(0, len(inputs), EVAL_CHUNK)
-    ]
-    return torch.cat(chunks)  # [N, E]
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -247,3 +247,22 @@ def test_classes_must_split_evenly_over_workers(tmp_path: Path) -> None:
     assert_bad_input(
         result, "train.batch.classes:", "multiple of train.workers=2", "given classes=5"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "split_test", "message"),
+    [
+        ("3", 0.2, "expected K,S"),
+        ("3,1", 0.2, "S >= 2 seeds"),
+        ("2,3", 0.0, "data.split.test is 0"),
+    ],
+)
+def test_run_bad_confirm_exits_2_before_ray(
+    tmp_path: Path, value: str, split_test: float, message: str
+) -> None:
+    raw = quickstart()
+    raw["data"]["split"]["test"] = split_test
+    raw["data"]["split"]["val"] = 0.2
+    result = invoke("run", str(write(tmp_path / "s.yaml", raw)), "--confirm", value)
+    assert_bad_input(result, "--confirm", message)
+    assert not ray.is_initialized()

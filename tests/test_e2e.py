@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors
 
 from minesearch.cli import main
+from minesearch.confirm import mean_ci95
 from minesearch.search import local_ray_options
 from minesearch.tracking import ROLE_TAG, TRIAL_TAG
 
@@ -51,7 +52,7 @@ def ray_instance(
 def tiny_space(tmp_path: Path) -> Path:
     space = {
         "name": "e2e",
-        "data": {"source": "digits", "split": {"val": 0.3, "test": 0.0, "seed": 0}},
+        "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
         "model": {"backbone": "convnet", "embedding_dim": 16, "hidden_dim": 32},
         "train": {"epochs": EPOCHS, "batch": {"classes": 4, "per_class": 6}, "workers": 2},
         "search": {
@@ -76,7 +77,9 @@ def tiny_space(tmp_path: Path) -> Path:
 
 def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_path: Path) -> None:
     space = tiny_space(tmp_path)
-    result = CliRunner().invoke(main, ["run", str(space), "--storage-path", str(tmp_path / "ray")])
+    result = CliRunner().invoke(
+        main, ["run", str(space), "--storage-path", str(tmp_path / "ray"), "--confirm", "1,2"]
+    )
     assert result.exit_code == 0, result.output
     assert "best recipe" in result.output
     assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
@@ -124,6 +127,45 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
         artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]
         assert "trial_config.json" in artifacts
     assert len(set(final_maps)) == TRIALS  # the recipe matters
+    check_test_split_and_confirmation(client, parent, children, control, nested, result.output)
+
+
+def check_test_split_and_confirmation(
+    client: MlflowClient,
+    parent: Any,
+    children: list[Any],
+    control: Any,
+    nested: list[Any],
+    out: str,
+) -> None:
+    """The test split is scored for the best trial and the control only; `--confirm 1,2` trains
+    the best recipe with 2 new seeds and puts mean ± 95% CI on the parent."""
+    test_map = "test.mean_average_precision_at_r"
+    best_id = parent.data.tags["best.trial_id"]
+    scored = {c.data.tags[TRIAL_TAG] for c in children if test_map in c.data.metrics}
+    assert scored == {best_id}  # selection never saw the test split of the others
+    assert test_map in control.data.metrics
+    assert parent.data.metrics[f"best.{test_map}"] == next(
+        c.data.metrics[test_map] for c in children if c.data.tags[TRIAL_TAG] == best_id
+    )
+    assert parent.data.metrics[f"control.{test_map}"] == control.data.metrics[test_map]
+    assert "best on the test split" in out and "control on the test split" in out
+
+    confirms = [r for r in nested if r.data.tags[ROLE_TAG] == "confirm"]
+    assert sorted(int(r.data.params["seed"]) for r in confirms) == [1000, 1001]
+    best = next(c for c in children if c.data.tags[TRIAL_TAG] == best_id)
+    for run in confirms:
+        assert run.info.status == "FINISHED"
+        assert {k: run.data.params[k] for k in ("loss", "miner", "lr")} == {
+            k: best.data.params[k] for k in ("loss", "miner", "lr")
+        }
+    values = [r.data.metrics[test_map] for r in confirms]
+    mean, half = mean_ci95(values)
+    key = "confirm.1.test.mean_average_precision_at_r"
+    assert parent.data.metrics[f"{key}.mean"] == pytest.approx(mean)
+    assert parent.data.metrics[f"{key}.ci95"] == pytest.approx(half)
+    assert parent.data.metrics["confirm.1.seeds"] == 2
+    assert "confirmation on the test split" in out and f"{mean:.4f} ± {half:.4f}" in out
 
 
 def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> None:
