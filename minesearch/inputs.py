@@ -31,11 +31,26 @@ ModelInput = Union[torch.Tensor, dict[str, torch.Tensor]]  # noqa: UP007 - a run
 class Source(Protocol):
     """A labelled data set: labels in memory, inputs fetched by row."""
 
-    name: str
-    kind: InputKind
-    labels: np.ndarray  # int64 [N]
-    class_names: tuple[str, ...] | None  # class_names[i] names label i when labels were strings
-    splits: np.ndarray | None  # str [N] of "train"/"val"/"test" when the data names its split
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> InputKind: ...
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 [N], in memory."""
+        ...
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """class_names[i] names label i when labels were strings."""
+        ...
+
+    @property
+    def splits(self) -> np.ndarray | None:
+        """str [N] of "train"/"val"/"test" when the data names its own split."""
+        ...
 
     def __len__(self) -> int: ...
 

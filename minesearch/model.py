@@ -7,24 +7,23 @@ L2-normalised so that Euclidean distances live in [0, 2] and margins mean the sa
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Backbone = Literal["auto", "convnet", "mlp"]
+from minesearch.inputs import ModelInput
 
 
 class EmbeddingNet(nn.Module):
-    """A trunk followed by a linear head; forward returns unit-length embeddings."""
+    """A trunk (a backbone: backbones.py) followed by a linear head; forward returns unit-length
+    embeddings. The trunk takes whatever its preprocess makes (a tensor, or a dict for text)."""
 
     def __init__(self, trunk: nn.Module, trunk_dim: int, embedding_dim: int) -> None:
         super().__init__()
         self.trunk = trunk
         self.head = nn.Linear(trunk_dim, embedding_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: ModelInput) -> torch.Tensor:
         return F.normalize(self.head(self.trunk(x)), dim=-1)  # [B, E], ||row|| = 1
 
 
@@ -53,21 +52,3 @@ def conv_trunk(channels: int, hidden_dim: int) -> nn.Module:
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),  # [B, hidden_dim]
     )
-
-
-def build_model(
-    input_shape: tuple[int, ...], backbone: Backbone, embedding_dim: int, hidden_dim: int
-) -> EmbeddingNet:
-    """`auto` picks the convnet for images (3-D samples) and the MLP for vectors."""
-    if backbone == "auto":
-        backbone = "convnet" if len(input_shape) == 3 else "mlp"
-    if backbone == "convnet":
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"model.backbone 'convnet' needs image inputs [C, H, W], got {input_shape}"
-            )
-        return EmbeddingNet(conv_trunk(input_shape[0], hidden_dim), hidden_dim, embedding_dim)
-    in_dim = 1
-    for d in input_shape:
-        in_dim *= d
-    return EmbeddingNet(mlp_trunk(in_dim, hidden_dim), hidden_dim, embedding_dim)

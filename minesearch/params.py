@@ -66,6 +66,7 @@ DEFAULT_PROXY_LR_FACTOR = 10.0  # a trainable loss's own parameters (proxies) le
 RECIPE_INFO = {
     "lr": catalog.ParamInfo(DEFAULT_LR, low=1e-12),
     "proxy_lr_factor": catalog.ParamInfo(DEFAULT_PROXY_LR_FACTOR, low=1e-6),
+    "backbone_lr_factor": catalog.ParamInfo(1.0, low=0.0),
 }
 DEFAULT_LOSS = "TripletMarginLoss"
 

@@ -25,6 +25,7 @@ class Recipe:
     lr: float = 1.0e-3
     margin_mode: MarginMode = "default"
     proxy_lr_factor: float | None = None  # lr multiplier of a trainable loss's own parameters
+    backbone_lr_factor: float | None = None  # lr multiplier of the backbone (None: 1, as the head)
     weight_miners: bool = False  # a proxy loss with a miner was allowed by the space file
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +47,8 @@ class Recipe:
         flat |= {"margin_mode": self.margin_mode, "tuples": self.tuples}
         if self.proxy_lr_factor is not None:
             flat["proxy_lr_factor"] = _fmt(self.proxy_lr_factor)
+        if self.backbone_lr_factor is not None:
+            flat["backbone_lr_factor"] = _fmt(self.backbone_lr_factor)
         return flat
 
     def label(self) -> str:

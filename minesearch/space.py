@@ -58,6 +58,7 @@ class SearchSpace:
             margin_mode=margin_mode(params, loss, miner),
             proxy_lr_factor=_proxy_lr_factor(trial, params) if trainable else None,
             weight_miners=self.weight_miners,
+            backbone_lr_factor=_backbone_lr_factor(trial, params),
         )
         return {"recipe": recipe.to_dict()}
 
@@ -65,6 +66,14 @@ class SearchSpace:
 def _proxy_lr_factor(trial: optuna.Trial, params: Mapping[str, ParamValue]) -> float:
     factor = params.get("proxy_lr_factor")
     return float(suggest(trial, "proxy_lr_factor", factor, DEFAULT_PROXY_LR_FACTOR))
+
+
+def _backbone_lr_factor(trial: optuna.Trial, params: Mapping[str, ParamValue]) -> float | None:
+    """Only when the space names it: recipes of spaces without a pretrained backbone stay as
+    they were (and their trial params too)."""
+    if "backbone_lr_factor" not in params:
+        return None
+    return float(suggest(trial, "backbone_lr_factor", params["backbone_lr_factor"], 1.0))
 
 
 def build_space(params: Mapping[str, ParamValue], weight_miners: bool = False) -> SearchSpace:

@@ -55,24 +55,40 @@ class SplitSpec(_Strict):
         return self
 
 
+class ImageSpec(_Strict):
+    """Images (image_folder, or image bytes/paths in Parquet) become size x size RGB tensors;
+    training crops and flips them (image_transforms.py). A pretrained image backbone brings its
+    own size and normalisation."""
+
+    size: Annotated[int, Field(ge=8, le=1024)] = 64
+    augment: bool = True
+
+
 class DataSpec(_Strict):
-    source: Literal["digits", "parquet"] = "digits"
+    # digits: scikit-learn's 8x8 digits; parquet: a file, a directory of files or a URI;
+    # image_folder: root/<class>/<image>; text_topics: the small labelled text set minesearch ships
+    source: Literal["digits", "parquet", "image_folder", "text_topics"] = "digits"
     path: str | None = None
     label_column: str = "label"
-    features_column: str = "features"
+    input_column: str = "features"
+    # auto: a list of numbers is a vector, bytes are an encoded image, a string is text;
+    # image: a string column holds image paths relative to the Parquet file
+    input_type: Literal["auto", "vector", "image", "text"] = "auto"
+    split_column: str | None = None  # train/val/test per row, instead of data.split's classes
     split: SplitSpec = SplitSpec()
-
-    @model_validator(mode="after")
-    def _parquet_needs_path(self) -> DataSpec:
-        if self.source == "parquet" and not self.path:
-            raise ValueError("source 'parquet' needs data.path (a Parquet file)")
-        return self
+    image: ImageSpec = ImageSpec()
+    cache_dir: str | None = None  # Parquet inputs' local Arrow cache (default ~/.cache/minesearch)
 
 
 class ModelSpec(_Strict):
-    backbone: Literal["auto", "convnet", "mlp"] = "auto"
+    # auto, mlp, convnet, timm:<name>, torchvision:<name>, hf:<dir-or-name>,
+    # sentence-transformers:<dir-or-name>, minilm (backbones.py)
+    backbone: str = "auto"
     embedding_dim: Annotated[int, Field(ge=2, le=4096)] = 32
     hidden_dim: Annotated[int, Field(ge=2, le=65536)] = 128
+    # None: the whole backbone trains; 0: only the embedding head; N: the last N blocks and the head
+    train_last_blocks: Annotated[int, Field(ge=0)] | None = None
+    max_length: Annotated[int, Field(ge=4, le=4096)] = 128  # text: tokens kept per sentence
 
 
 class BatchSpec(_Strict):
@@ -232,12 +248,61 @@ def batch_errors(spec: SpaceSpec) -> list[str]:
     ]
 
 
+def path_errors(data: DataSpec) -> list[str]:
+    path, source = data.path, data.source
+    if source in ("parquet", "image_folder") and not path:
+        what = "a Parquet file, a directory of them or a URI" if source == "parquet" else "root"
+        return [f"data.path: source {source!r} needs data.path ({what})"]
+    if source in ("digits", "text_topics") and path:
+        return [f"data.path: only used with source 'parquet' or 'image_folder', not {source!r}"]
+    if path and "://" not in path and not Path(path).exists():
+        return [f"data.path: not found (given {path!r})"]
+    return []
+
+
+SOURCE_KINDS = {"digits": "tensor", "image_folder": "image", "text_topics": "text"}
+PARQUET_KINDS = {"vector": "tensor", "image": "image", "text": "text"}
+
+
+def data_kind(spec: SpaceSpec) -> str | None:
+    """The input kind the data gives, when the file alone tells (not for parquet `auto`)."""
+    d = spec.data
+    if d.source == "parquet":
+        return PARQUET_KINDS.get(d.input_type)
+    return SOURCE_KINDS[d.source]
+
+
+def backbone_errors(spec: SpaceSpec, kind: str | None = None) -> list[str]:
+    """A backbone name that does not exist, or that cannot read the data's kind of input."""
+    from minesearch.backbones import BackboneError, backbone_input_kinds
+
+    name = spec.model.backbone
+    if name == "auto":
+        if (kind or data_kind(spec)) == "text":
+            return [
+                "model.backbone: text needs a text encoder: minilm, hf:<dir-or-name> or "
+                "sentence-transformers:<dir-or-name>"
+            ]
+        return []
+    try:
+        kinds = backbone_input_kinds(name)
+    except BackboneError as exc:
+        return [f"model.backbone: {exc}"]
+    kind = kind or data_kind(spec)
+    if kind is not None and kind not in kinds:
+        return [
+            f"model.backbone: {name!r} reads {', '.join(kinds)} inputs, but data "
+            f"(source {spec.data.source!r}) gives {kind}"
+        ]
+    return []
+
+
 def semantic_errors(spec: SpaceSpec) -> list[str]:
     """What needs the catalog: names, where a parameter applies, value bounds, batch vs data."""
     problems = param_errors(spec.search.params, spec.search.weight_miners)
     problems += sampler_errors(spec)
-    if spec.data.source == "parquet" and spec.data.path and not Path(spec.data.path).exists():
-        problems.append(f"data.path: file not found (given {spec.data.path!r})")
+    problems += path_errors(spec.data)
+    problems += backbone_errors(spec)
     problems += batch_errors(spec)
     classes, workers = spec.train.batch.classes, spec.train.workers
     if classes % workers:

@@ -15,6 +15,8 @@ import torch
 from pytorch_metric_learning.utils import distributed as pml_dist
 from torch import nn
 
+from minesearch.inputs import ModelInput
+
 
 @dataclass(frozen=True)
 class StepOutcome:
@@ -37,7 +39,7 @@ def loss_and_grads(
     model: nn.Module,
     loss_fn: nn.Module,
     miner: nn.Module | None,
-    x: torch.Tensor,
+    x: ModelInput,
     y: torch.Tensor,
     world: int,
 ) -> StepOutcome:
@@ -46,7 +48,7 @@ def loss_and_grads(
     The caller zeroes gradients before and steps the optimiser after.
     """
     if world > 1:
-        check_equal_shards(len(x), world, x.device)
+        check_equal_shards(len(y), world, y.device)
     emb = model(x)  # [b, E]: this worker's shard
     mined = miner(emb, y) if miner is not None else None
     loss = loss_fn(emb, y, mined)  # world x the global loss under the distributed wrapper
@@ -54,8 +56,16 @@ def loss_and_grads(
         raise FloatingPointError(f"loss became {loss.item()}")
     loss.backward()
     sync_loss_grads(loss_fn, world)
-    tuples = None if mined is None else int(mined[0].numel())
+    tuples = None if mined is None else mined_count(mined)
     return StepOutcome(loss.item() / world, tuples, emb.detach())
+
+
+def mined_count(mined: tuple[torch.Tensor, ...]) -> int:
+    """Tuples a miner emitted: triplets (a, p, n), or positive plus negative pairs
+    (a1, p, a2, n)."""
+    if len(mined) == 4:
+        return int(mined[0].numel() + mined[2].numel())
+    return int(mined[0].numel())
 
 
 def check_equal_shards(rows: int, world: int, device: torch.device) -> None:

@@ -10,19 +10,23 @@ from pathlib import Path
 
 import numpy as np
 
-from minesearch.data import DataError, load_dataset, split_by_class
-from minesearch.spec import SpaceSpec, SpecError, load_spec
+from minesearch.data import DataError
+from minesearch.pipeline import load_parts
+from minesearch.spec import SpaceSpec, SpecError, backbone_errors, load_spec
 
 
 def data_errors(spec: SpaceSpec) -> list[str]:
-    """Load the data once in the driver, so bad columns or splits fail here and not in a trial."""
-    d = spec.data
+    """Read the data once in the driver, every row checked (scan), so bad columns, rows or splits
+    fail here and not in a trial; a Parquet source leaves its checked cache for the workers."""
     try:
-        data = load_dataset(d.source, d.path, d.label_column, d.features_column)
-        split = split_by_class(data.labels, d.split.val, d.split.test, d.split.seed)
+        parts = load_parts(spec, scan=True)
     except DataError as exc:
         return [str(exc)]
-    train_classes = len(np.unique(data.labels[split.train]))
+    if problems := backbone_errors(spec, parts.source.kind):
+        return problems
+    if spec.data.split_column is not None and parts.source.splits is None:
+        return [f"data.split_column: source {spec.data.source!r} has no split column"]
+    train_classes = len(np.unique(parts.labels("train")))
     if spec.train.batch.classes > train_classes:
         return [
             f"train.batch.classes: {spec.train.batch.classes} classes per batch, but the training "

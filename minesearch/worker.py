@@ -23,11 +23,20 @@ import torch
 from pytorch_metric_learning.utils import common_functions as pml_common
 from torch import nn
 
+from minesearch.backbones import freeze
 from minesearch.batches import ClassBalancedBatches
-from minesearch.data import Dataset
 from minesearch.evaluate import retrieval_scores
 from minesearch.holdout import test_scores
-from minesearch.pipeline import CHECKPOINT_FILE, build_embedder, embed, load_parts
+from minesearch.inputs import Preprocess
+from minesearch.pipeline import (
+    CHECKPOINT_FILE,
+    Network,
+    Parts,
+    build_network,
+    embed_rows,
+    load_parts,
+    to_device,
+)
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.step import for_world, loss_and_grads
@@ -45,11 +54,13 @@ class WorkerState:
     miner: nn.Module | None
     optimizer: torch.optim.Optimizer
     batches: ClassBalancedBatches
-    train: Dataset
-    val: Dataset
+    parts: Parts  # the source (labels in memory, inputs fetched per batch) and its split
+    train_labels: np.ndarray  # int64, 0..C-1 over the training classes (proxies index by label)
+    preprocess: Preprocess
     device: torch.device
     rank: int
     world: int
+    seed: int
     margin: float  # what mining telemetry classifies triplets under
 
 
@@ -73,7 +84,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch in range(start + 1, spec.train.epochs + 1):
         stats = train_epoch(state, epoch)
         if config.get("score_test") and epoch == spec.train.epochs and state.rank == 0:
-            stats |= test_scores(spec, unwrap(state.model), state.device)  # confirmation runs
+            stats |= test_scores(state.parts, unwrap(state.model), state.preprocess, state.device)
         report(state, epoch, stats)
 
 
@@ -93,18 +104,20 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
     torch.set_num_threads(max(1, int(spec.train.cpus_per_worker)))
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
     parts = load_parts(spec)
-    train, val = contiguous_labels(parts.part("train")), parts.part("val")
-    model = ray.train.torch.prepare_model(build_embedder(spec, parts.data))
+    train_labels = contiguous(parts.labels("train"))
+    network = build_network(spec, parts.source)
+    freeze(network.backbone, spec.model.train_last_blocks)
+    model = ray.train.torch.prepare_model(network.model)
     device = ray.train.torch.get_device()
-    num_classes = len(np.unique(train.labels))
+    num_classes = len(np.unique(train_labels))
     loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
     loss_fn = loss_fn.to(device)
     loss_fn, miner = for_world(loss_fn, miner, world)  # mining sees the global batch
-    groups = [{"params": list(model.parameters()), "lr": recipe.lr}]
+    groups = param_groups(network, recipe)
     if own := list(loss_fn.parameters()):  # proxies / class weights learn at their own rate
         groups.append({"params": own, "lr": recipe.lr * (recipe.proxy_lr_factor or 1.0)})
     batches = ClassBalancedBatches(
-        train.labels,
+        train_labels,
         spec.train.batch.classes,
         spec.train.batch.per_class,
         world_size=world,
@@ -117,19 +130,35 @@ def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
         miner=miner,
         optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, spec.train.weight_decay),
         batches=batches,
-        train=train,
-        val=val,
+        parts=parts,
+        train_labels=train_labels,
+        preprocess=network.preprocess,
         device=device,
         rank=rank,
         world=world,
+        seed=spec.train.seed,
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
     )
 
 
-def contiguous_labels(train: Dataset) -> Dataset:
+def contiguous(labels: np.ndarray) -> np.ndarray:
     """Training labels as 0..C-1: proxy and classification losses index their weights by label."""
-    _, labels = np.unique(train.labels, return_inverse=True)
-    return Dataset(train.inputs, labels.astype(np.int64), train.name, train.class_names)
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.astype(np.int64).reshape(-1)
+
+
+def param_groups(network: Network, recipe: Recipe) -> list[dict[str, Any]]:
+    """The backbone at lr x backbone_lr_factor (a pretrained trunk usually wants a smaller step
+    than its fresh head), the head at lr; frozen parameters are left out."""
+    trunk = {id(p) for p in network.backbone.trunk.parameters()}
+    params = [p for p in network.model.parameters() if p.requires_grad]
+    backbone = [p for p in params if id(p) in trunk]
+    head = [p for p in params if id(p) not in trunk]
+    groups = [{"params": head, "lr": recipe.lr}]
+    if backbone:
+        factor = recipe.backbone_lr_factor if recipe.backbone_lr_factor is not None else 1.0
+        groups.append({"params": backbone, "lr": recipe.lr * factor})
+    return groups
 
 
 def make_optimizer(
@@ -146,12 +175,14 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     """One pass of class-balanced steps; raises FloatingPointError when the loss diverges."""
     state.batches.set_epoch(epoch)
     state.model.train()
-    inputs = torch.from_numpy(state.train.inputs)
-    labels = torch.from_numpy(state.train.labels)
+    rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
+    generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
     started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
     difficulty, telemetry_s = Difficulty(), 0.0
     for step, idx in enumerate(state.batches):
-        x, y = inputs[idx].to(state.device), labels[idx].to(state.device)
+        raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
+        x = to_device(state.preprocess(raw, True, generator), state.device)
+        y = labels[idx].to(state.device)
         state.optimizer.zero_grad(set_to_none=True)
         try:
             outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
@@ -195,9 +226,9 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
     if state.rank != 0:
         ray.train.report(metrics)
         return
-    scores = retrieval_scores(
-        embed(unwrap(state.model), state.val.inputs, state.device), state.val.labels
-    )
+    parts, val = state.parts, state.parts.rows("val")
+    embeddings = embed_rows(unwrap(state.model), state.preprocess, parts.source, val, state.device)
+    scores = retrieval_scores(embeddings, parts.labels("val"))
     metrics |= scores.as_metrics()
     if any(not math.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")

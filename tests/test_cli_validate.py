@@ -83,7 +83,10 @@ BAD_FILES: dict[str, tuple[Any, tuple[str, ...]]] = {
         {"name": "t", "search": {"params": {"lr": {"low": 0, "high": 0.1, "log": True}}}},
         ("search.params.lr:", "low > 0"),
     ),
-    "parquet-no-path": ({"name": "t", "data": {"source": "parquet"}}, ("data:", "data.path")),
+    "parquet-no-path": (
+        {"name": "t", "data": {"source": "parquet"}},
+        ("data.path:", "needs data.path"),
+    ),
     "not-a-mapping": ("- name: t\n", ("must be a mapping",)),
     "invalid-yaml": ("name: t\ntrain: {epochs: 2\n", ("not valid YAML",)),
     "several": (
@@ -177,8 +180,8 @@ def test_validate_parquet_missing_column(tmp_path: Path) -> None:
     pq.write_table(table, data)
     raw: dict[str, Any] = {"name": "t", "data": {"source": "parquet", "path": str(data)}}
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
-    assert_bad_input(result, "data.features_column:", "no column 'features'", "label, vector")
-    raw["data"]["features_column"] = "vector"
+    assert_bad_input(result, "data.input_column:", "no column 'features'", "label, vector")
+    raw["data"]["input_column"] = "vector"
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert result.exit_code == 0, result.output
 

@@ -1,4 +1,5 @@
-"""Loading (digits, Parquet), its error messages, and the class-disjoint split."""
+"""Loading (digits, Parquet through ParquetSource), its error messages, and the class-disjoint
+split."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ from minesearch.data import (
     DataError,
     Dataset,
     Split,
-    load_dataset,
     load_digits_dataset,
-    load_parquet_dataset,
     split_by_class,
 )
+from minesearch.parquet_source import ParquetSource
+
+
+def load_parquet_dataset(path: Path, label: str, features: str) -> Dataset:
+    """The whole file through the lazy source, as arrays (the source's own tests cover laziness)."""
+    source = ParquetSource.open(str(path), label, features, cache_dir=str(path.parent / "cache"))
+    inputs = source.take(np.arange(len(source)))
+    assert isinstance(inputs, np.ndarray)
+    return Dataset(inputs, source.labels, source.name, source.class_names)
 
 
 def _write(path: Path, columns: dict[str, pa.Array]) -> Path:
@@ -39,8 +47,9 @@ def test_digits_shapes_and_range() -> None:
     assert ds.name == "digits" and ds.class_names is None
 
 
-def test_load_dataset_digits_and_subset() -> None:
-    ds = load_dataset("digits")
+def test_digits_subset_and_take() -> None:
+    ds = load_digits_dataset()
+    np.testing.assert_array_equal(ds.take(np.array([5, 0])), ds.inputs[[5, 0]])
     sub = ds.subset(np.array([0, 5, 7]))
     assert sub.inputs.shape == (3, 1, 8, 8)
     np.testing.assert_array_equal(sub.labels, ds.labels[[0, 5, 7]])
@@ -80,7 +89,7 @@ def test_parquet_string_labels_map_to_sorted_ids(tmp_path: Path) -> None:
             "emb": pa.array([[0.5, 1.0]] * 4, type=pa.list_(pa.float32(), 2)),
         },
     )
-    ds = load_dataset("parquet", str(path), label_column="species", features_column="emb")
+    ds = load_parquet_dataset(path, "species", "emb")
     assert ds.class_names == ("ant", "bee", "cat")
     np.testing.assert_array_equal(ds.labels, [2, 0, 2, 1])
 
@@ -112,7 +121,7 @@ def test_parquet_not_parquet(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("label_column", "features_column", "field", "missing"),
-    [("y", "features", "data.label_column", "'y'"), ("label", "x", "data.features_column", "'x'")],
+    [("y", "features", "data.label_column", "'y'"), ("label", "x", "data.input_column", "'x'")],
 )
 def test_parquet_missing_column(
     tmp_path: Path, label_column: str, features_column: str, field: str, missing: str
@@ -128,12 +137,15 @@ def test_parquet_missing_column(
 @pytest.mark.parametrize(
     ("features", "message"),
     [
-        (pa.array([["a"], ["b"]]), "list of numbers"),
+        (pa.array([["a"], ["b"]]), "must hold numbers"),
         (pa.array([1.0, 2.0]), "list of numbers"),
-        (pa.array([[1.0, 2.0], [3.0]]), "row 1 has 1"),
-        (pa.array([[1.0], None]), "row 1 is null"),
-        (pa.array([[1.0], [None]], type=pa.list_(pa.float32())), "row 1 contains a null"),
-        (pa.array([[1.0], [float("nan")]]), "row 1 has a NaN"),
+        (pa.array([[1.0, 2.0], [3.0]]), r"row 1 \(global row 1\) has 1 values"),
+        (pa.array([[1.0], None]), r"row 1 \(global row 1\) is null"),
+        (
+            pa.array([[1.0], [None]], type=pa.list_(pa.float32())),
+            r"row 1 \(global row 1\) contains a null",
+        ),
+        (pa.array([[1.0], [float("nan")]]), r"row 1 \(global row 1\) has a NaN"),
         (pa.array([[], []], type=pa.list_(pa.float32())), "empty"),
     ],
 )
@@ -141,13 +153,16 @@ def test_parquet_bad_features(tmp_path: Path, features: pa.Array, message: str) 
     path = _write(tmp_path / "f.parquet", {"label": [1, 2], "vec": features})
     with pytest.raises(DataError, match=message) as err:
         load_parquet_dataset(path, "label", "vec")
-    assert err.value.field == "data.features_column"
+    assert err.value.field == "data.input_column"
     assert "f.parquet" in str(err.value) and "'vec'" in str(err.value)
 
 
 @pytest.mark.parametrize(
     ("labels", "message"),
-    [(pa.array([1, None]), "row 1 has no label"), (pa.array([1.5, 2.0]), "integers or strings")],
+    [
+        (pa.array([1, None]), r"row 1 \(global row 1\) is null"),
+        (pa.array([1.5, 2.0]), "integers or strings"),
+    ],
 )
 def test_parquet_bad_labels(tmp_path: Path, labels: pa.Array, message: str) -> None:
     path = _write(tmp_path / "l.parquet", {"cls": labels, "features": [[1.0], [2.0]]})
@@ -163,15 +178,6 @@ def test_parquet_empty_file(tmp_path: Path) -> None:
     pq.write_table(empty, tmp_path / "e.parquet")
     with pytest.raises(DataError, match="no rows"):
         load_parquet_dataset(tmp_path / "e.parquet", "label", "features")
-
-
-def test_load_dataset_argument_errors() -> None:
-    with pytest.raises(DataError, match=r"^data\.path: "):
-        load_dataset("parquet")
-    with pytest.raises(DataError, match=r"^data\.path: "):
-        load_dataset("digits", path="x.parquet")
-    with pytest.raises(DataError, match=r"^data\.source: .*valid: digits, parquet"):
-        load_dataset("csv")  # type: ignore[arg-type]
 
 
 # --- split -------------------------------------------------------------------------------------

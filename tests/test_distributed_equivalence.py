@@ -28,7 +28,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from minesearch.batches import ClassBalancedBatches
-from minesearch.model import build_model
+from minesearch.model import EmbeddingNet, mlp_trunk
 from minesearch.recipe import Recipe
 from minesearch.step import for_world, loss_and_grads
 
@@ -95,7 +95,7 @@ def run_recipe(
     """
     x, y = dataset()
     torch.manual_seed(0)
-    plain = build_model((IN_DIM,), "mlp", EMBEDDING, HIDDEN)
+    plain = EmbeddingNet(mlp_trunk(IN_DIM, HIDDEN), HIDDEN, EMBEDDING)
     torch.manual_seed(1)  # the proxies of a trainable loss
     loss_fn, miner = recipe.build(NUM_CLASSES, EMBEDDING)
     model: nn.Module = plain

@@ -51,6 +51,7 @@ def test_to_dict_shape() -> None:
         "lr": 0.00123456789,
         "margin_mode": "tied",
         "proxy_lr_factor": None,
+        "backbone_lr_factor": None,
         "weight_miners": False,
     }
 

@@ -351,13 +351,39 @@ def test_base_bounds_checked() -> None:
 
 def test_parquet_source_needs_path() -> None:
     msg = one_problem({"name": "t", "data": {"source": "parquet"}})
-    assert msg.startswith("data:") and "needs data.path" in msg
+    assert msg.startswith("data.path: source 'parquet' needs data.path")
+
+
+def test_path_only_where_used() -> None:
+    msg = one_problem(
+        {
+            "name": "t",
+            "data": {"source": "text_topics", "path": "x"},
+            "model": {"backbone": "minilm"},
+        }
+    )
+    assert msg.startswith("data.path: only used with source 'parquet' or 'image_folder'")
+
+
+@pytest.mark.parametrize(
+    ("data", "model", "message"),
+    [
+        ({"source": "text_topics"}, {}, "model.backbone: text needs a text encoder"),
+        ({"source": "digits"}, {"backbone": "minilm"}, "model.backbone: 'minilm' reads text"),
+        ({"source": "digits"}, {"backbone": "resnet"}, "model.backbone: unknown"),
+    ],
+)
+def test_backbone_must_read_the_data(
+    data: dict[str, Any], model: dict[str, Any], message: str
+) -> None:
+    msg = one_problem({"name": "t", "data": data, "model": model})
+    assert msg.startswith(message), msg
 
 
 def test_parquet_path_must_exist(tmp_path: Path) -> None:
     missing = tmp_path / "nope.parquet"
     msg = one_problem({"name": "t", "data": {"source": "parquet", "path": str(missing)}})
-    assert msg == f"data.path: file not found (given {str(missing)!r})"
+    assert msg == f"data.path: not found (given {str(missing)!r})"
 
 
 # --- the file itself --------------------------------------------------------------------------
