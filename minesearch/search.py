@@ -29,6 +29,7 @@ from minesearch.space import build_space
 from minesearch.spec import SpaceSpec
 from minesearch.summary import SearchSummary, summarize
 from minesearch.tracking import (
+    STORAGE_TAG,
     MlflowTrialCallback,
     ParentRun,
     log_to_trial_run,
@@ -177,7 +178,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
             str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
         )
     else:
-        parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once)
+        parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
         name = experiments.new_name(spec.name)
         state = experiments.SearchState(parent.run_id, spec_dict)
         if "://" not in storage:  # resume finds local (or NFS) searches; see experiments.latest
@@ -187,9 +188,15 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
 
 
 def start_parent(
-    spec: SpaceSpec, spec_dict: dict[str, Any], space_file: Path | None, uri: str, at_once: int
+    spec: SpaceSpec,
+    spec_dict: dict[str, Any],
+    space_file: Path | None,
+    uri: str,
+    at_once: int,
+    storage: str,
 ) -> ParentRun:
     tags = {
+        STORAGE_TAG: storage,  # where the trials' checkpoints are (minesearch export)
         "sampler": spec.search.sampler.name,
         "scheduler": spec.search.scheduler.name,
         "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",

@@ -28,6 +28,8 @@ from minesearch.searcher import stopped_early
 TRIAL_TAG = "minesearch.trial_id"
 SEARCH_TAG = "minesearch.search"
 INTERRUPTED_TAG = "minesearch.interrupted"
+STORAGE_TAG = "minesearch.storage"  # on the parent: the search's Ray storage path
+CHECKPOINT_TAG = "minesearch.checkpoint"  # the trial's last checkpoint (storage path)
 ROLE_TAG = "minesearch.role"  # "trial" (proposed by the search) or "control"
 ORPHAN_REASON = "started by a killed driver after Tune's last state snapshot; run again on resume"
 RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
@@ -265,6 +267,8 @@ class MlflowTrialCallback(Callback):
             and not k.startswith(("time_", "config"))
         ]
         self.client.log_batch(run_id, metrics=metrics)
+        if isinstance(path := result.get("checkpoint_path"), str):  # export finds the weights here
+            self.client.set_tag(run_id, CHECKPOINT_TAG, path)
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
