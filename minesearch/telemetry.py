@@ -88,3 +88,19 @@ def recipe_margin(loss_params: dict[str, Any], miner_params: dict[str, Any]) -> 
         if isinstance(margin, int | float) and not isinstance(margin, bool):
             return float(margin)
     return DEFAULT_MARGIN
+
+
+def rss_anon_mb() -> float | None:
+    """This process's anonymous resident memory (heap, tensors), in MiB; None off Linux.
+
+    Anonymous, not total RSS: the pages of a memory-mapped Parquet cache are file-backed page
+    cache that the kernel reclaims, so they say nothing about whether a worker fits its memory.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        return None
+    return None

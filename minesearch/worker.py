@@ -40,7 +40,13 @@ from minesearch.pipeline import (
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.step import for_world, loss_and_grads
-from minesearch.telemetry import Difficulty, nonzero_loss_share, recipe_margin, triplet_difficulty
+from minesearch.telemetry import (
+    Difficulty,
+    nonzero_loss_share,
+    recipe_margin,
+    rss_anon_mb,
+    triplet_difficulty,
+)
 
 TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
 
@@ -178,7 +184,7 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
     generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
     started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
-    difficulty, telemetry_s = Difficulty(), 0.0
+    difficulty, telemetry_s, peak_anon = Difficulty(), 0.0, rss_anon_mb()
     for step, idx in enumerate(state.batches):
         raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
         x = to_device(state.preprocess(raw, True, generator), state.device)
@@ -194,6 +200,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
             difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
             if (share := nonzero_loss_share(state.loss_fn)) is not None:
                 difficulty.nonzero.append(share)
+            if peak_anon is not None:  # sampled: a worker's memory peaks inside steps
+                peak_anon = max(peak_anon, rss_anon_mb() or 0.0)
             telemetry_s += time.perf_counter() - tick
         losses.append(outcome.loss)
         samples += len(idx)
@@ -208,6 +216,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         "telemetry_share": telemetry_s / max(seconds, 1e-9),  # its cost, as a share of the epoch
         **difficulty.shares(),
     }
+    if peak_anon is not None:
+        stats["memory.rss_anon_peak_mb"] = peak_anon
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
@@ -223,6 +233,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
     """All ranks report (it is a barrier); rank 0 evaluates and writes the checkpoint."""
     metrics: dict[str, float] = {"epoch": epoch, **stats}
+    if (anon := rss_anon_mb()) is not None:
+        metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
     if state.rank != 0:
         ray.train.report(metrics)
         return

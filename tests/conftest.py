@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """MLflow's default store and Ray's storage resolve against the cwd: keep them in tmp_path."""
+    """MLflow's default store, Ray's storage and the Arrow cache: all in tmp_path."""
     monkeypatch.chdir(tmp_path)
     for var in (
         "MLFLOW_TRACKING_URI",
@@ -21,6 +21,8 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "RAY_ADDRESS",
     ):
         monkeypatch.delenv(var, raising=False)
+    # Parquet sources' Arrow cache (Ray workers started before this get data.cache_dir instead)
+    monkeypatch.setenv("MINESEARCH_CACHE_DIR", str(tmp_path / "arrow-cache"))
     return tmp_path
 
 

@@ -40,14 +40,10 @@ def ray_instance(
     assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MINESEARCH_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list[Any]]:
     """Run `space` from the CLI into a store under tmp_path; (parent run, child runs)."""
     space["tracking"] = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": space["name"]}
+    space["data"]["cache_dir"] = str(tmp_path / "cache")  # the workers' Arrow cache too
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space))
     result = CliRunner().invoke(
@@ -161,3 +157,44 @@ def test_text_space_with_the_pretrained_minilm(ray_instance: None, tmp_path: Pat
     assert child.data.params["backbone_lr_factor"] == "0.1"
     assert 0.0 < child.data.metrics[MAP] <= 1.0
     assert f"best.test.{MAP}" in parent.data.metrics
+
+
+def write_large_vectors(path: Path, rows: int, dim: int, classes: int) -> int:
+    """rows x dim float32 vectors (class centre + noise), written chunk by chunk; file bytes."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((classes, dim), dtype=np.float32)
+    schema = pa.schema([("label", pa.int64()), ("features", pa.list_(pa.float32(), dim))])
+    chunk = 4096
+    with pq.ParquetWriter(path, schema, compression="none") as writer:
+        for start in range(0, rows, chunk):
+            labels = np.arange(start, min(start + chunk, rows)) % classes
+            vectors = centres[labels] + rng.standard_normal((len(labels), dim), dtype=np.float32)
+            flat = pa.array(vectors.reshape(-1))
+            column = pa.FixedSizeListArray.from_arrays(flat, dim)
+            writer.write_table(pa.table({"label": labels, "features": column}, schema=schema))
+    return path.stat().st_size
+
+
+def test_parquet_larger_than_a_worker_holds(ray_instance: None, tmp_path: Path) -> None:
+    """1 GiB of vectors trains an epoch on 2 workers whose anonymous memory stays far below it:
+    each step reads only its batch's rows from the memory-mapped Arrow cache."""
+    path = tmp_path / "large.parquet"
+    size = write_large_vectors(path, rows=65_536, dim=4096, classes=256)
+    data_mb = size / 2**20
+    assert data_mb > 1000
+    space = {
+        "name": "large",
+        "data": {"source": "parquet", "path": str(path), "split": {"val": 0.1, "test": 0.0}},
+        "model": {"backbone": "mlp", "embedding_dim": 16, "hidden_dim": 32},
+        "train": {"epochs": 1, "batch": {"classes": 8, "per_class": 16}, "workers": 2},
+        "search": tiny_search({"loss": "ContrastiveLoss"}, trials=1),
+    }
+    _, (child,) = search(tmp_path, space)
+    assert child.info.status == "FINISHED"
+    peak = child.data.metrics["memory.rss_anon_peak_mb"]  # rank 0, sampled during the epoch
+    client = MlflowClient(space["tracking"]["uri"])
+    history = client.get_metric_history(child.info.run_id, "memory.rss_anon_mb")
+    at_setup = next(m.value for m in history if m.step == 0)  # torch, model, labels: no inputs
+    print(f"data {data_mb:.0f} MiB; worker RssAnon {at_setup:.0f} MiB after setup, peak {peak:.0f}")
+    assert peak < data_mb / 2, (peak, data_mb)
+    assert peak - at_setup < data_mb / 8, (peak, at_setup, data_mb)
