@@ -269,3 +269,71 @@ def test_run_bad_confirm_exits_2_before_ray(
     result = invoke("run", str(write(tmp_path / "s.yaml", raw)), "--confirm", value)
     assert_bad_input(result, "--confirm", message)
     assert not ray.is_initialized()
+
+
+BAD_COLUMNS: dict[str, tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]] = {
+    "single-class": (
+        {"label": [1, 1, 1], "x": [[1.0], [2.0], [3.0]]},
+        {},
+        ("data.label_column:", "every row has the same class"),
+    ),
+    "non-numeric": (
+        {"label": [1, 2, 3], "x": [["a"], ["b"], ["c"]]},
+        {},
+        ("data.input_column:", "'x'", "numbers"),
+    ),
+    "ragged": (
+        {"label": [1, 2, 3], "x": [[1.0, 2.0], [3.0, 4.0], [5.0]]},
+        {},
+        ("data.input_column:", "'x'", "row 2"),
+    ),
+    "nan": (
+        {"label": [1, 2, 3], "x": [[1.0], [float("nan")], [3.0]]},
+        {},
+        ("data.input_column:", "'x'", "row 1", "NaN"),
+    ),
+    "empty-text": (
+        {"label": [1, 2, 3], "x": ["a cat", "  ", "a dog"]},
+        {"input_type": "text"},
+        ("data.input_column:", "'x'", "row 1", "empty"),
+    ),
+    "unreadable-image": (
+        {"label": [1, 2, 3], "x": [b"\x89PNG not really", b"junk", b"more junk"]},
+        {"input_type": "image"},
+        ("data.input_column:", "'x'", "row 0"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COLUMNS))
+def test_validate_bad_parquet_rows_exit_2(tmp_path: Path, case: str) -> None:
+    """Each bad row is reported against its field, file, column and row; no cache is left."""
+    columns, data, fields = BAD_COLUMNS[case]
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table(columns), path)
+    raw = {
+        "name": "t",
+        "data": {"source": "parquet", "path": str(path), "input_column": "x", **data},
+        "model": {"backbone": "minilm"} if data.get("input_type") == "text" else {},
+    }
+    cache = tmp_path / "arrow-cache"
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "bad.parquet", *fields)
+    assert not cache.exists() or not any(cache.iterdir()), "a half-written cache was left"
+
+
+def test_validate_image_folder_with_an_unreadable_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a", "b", "c"):
+        (tmp_path / "img" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (6, 6), (i * 40, 10, 10)).save(tmp_path / "img" / name / f"{i}.png")
+    (tmp_path / "img" / "b" / "broken.png").write_bytes(b"not an image")
+    raw = {
+        "name": "t",
+        "data": {"source": "image_folder", "path": str(tmp_path / "img"), "split": {"test": 0}},
+        "train": {"batch": {"classes": 2, "per_class": 2}},
+    }
+    result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(result, "data.path:", "broken.png")
