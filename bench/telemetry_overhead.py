@@ -2,8 +2,8 @@
 
 Run: python bench/telemetry_overhead.py
 Trains the quickstart recipe families for a few epochs on digits in one process (no Ray), once with
-telemetry (triplet difficulty each step + PML's reducer statistics) and once without, alternating
-to share machine noise, and prints the median epoch times and their ratio.
+telemetry (triplet difficulty, PML's reducer statistics and the memory sample, every 4th step) and
+once without, alternating to share machine noise, and prints the median epoch times and ratio.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pytorch_metric_learning.utils import common_functions as pml_common
 
 from minesearch import worker
 from minesearch.batches import ClassBalancedBatches
-from minesearch.data import load_digits_dataset, split_by_class
-from minesearch.model import build_model
+from minesearch.pipeline import build_network, load_parts
 from minesearch.recipe import Recipe
+from minesearch.spec import parse_spec
 from minesearch.telemetry import recipe_margin
 
+MODEL = {"backbone": "convnet", "embedding_dim": 32, "hidden_dim": 64}  # the quickstart's
 RECIPES = {
     "triplet+tm-semihard": Recipe(
         "TripletMarginLoss",
@@ -43,48 +44,54 @@ RECIPES = {
 
 def state_for(recipe: Recipe) -> worker.WorkerState:
     torch.manual_seed(0)
-    data = load_digits_dataset()
-    split = split_by_class(data.labels, 0.3, 0.0, 0)
-    train = worker.contiguous_labels(data.subset(split.train))
-    model = build_model(data.input_shape, "convnet", 32, 64)
-    loss_fn, miner = recipe.build(len(np.unique(train.labels)), 32)
-    groups = [{"params": list(model.parameters()), "lr": recipe.lr}]
+    spec = parse_spec(
+        {"name": "bench", "data": {"split": {"val": 0.3, "test": 0.0}}, "model": MODEL}
+    )
+    parts = load_parts(spec)
+    train_labels = worker.contiguous(parts.labels("train"))
+    network = build_network(spec, parts.source)
+    loss_fn, miner = recipe.build(len(np.unique(train_labels)), MODEL["embedding_dim"])
     return worker.WorkerState(
-        model=model,
+        model=network.model,
         loss_fn=loss_fn,
         miner=miner,
-        optimizer=worker.make_optimizer("adam", groups, recipe.lr, 0.0),
-        batches=ClassBalancedBatches(train.labels, 4, 8),
-        train=train,
-        val=data.subset(split.val),
+        optimizer=worker.make_optimizer(
+            "adam", worker.param_groups(network, recipe), recipe.lr, 0.0
+        ),
+        batches=ClassBalancedBatches(train_labels, 4, 8),
+        parts=parts,
+        train_labels=train_labels,
+        preprocess=network.preprocess,
         device=torch.device("cpu"),
         rank=0,
         world=1,
+        seed=0,
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
     )
 
 
 def epoch_time(state: worker.WorkerState, epoch: int, telemetry: bool) -> float:
     pml_common.COLLECT_STATS = telemetry
-    saved = worker.triplet_difficulty, worker.nonzero_loss_share
+    saved = worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb
     if not telemetry:
         worker.triplet_difficulty = lambda *args: (0, 0, 0)  # type: ignore[assignment]
         worker.nonzero_loss_share = lambda *args: None  # type: ignore[assignment]
+        worker.rss_anon_mb = lambda: None  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         worker.train_epoch(state, epoch)
         return time.perf_counter() - started
     finally:
-        worker.triplet_difficulty, worker.nonzero_loss_share = saved
+        worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb = saved
 
 
-def main() -> None:
+def main(epochs: int = 8) -> None:
     torch.set_num_threads(1)
     print(f"{'recipe':<24} {'without (s)':>11} {'with (s)':>9} {'overhead':>9}")
     for name, recipe in RECIPES.items():
         state = state_for(recipe)
         without, with_ = [], []
-        for epoch in range(1, 9):
+        for epoch in range(1, epochs + 1):
             without.append(epoch_time(state, epoch, telemetry=False))
             with_.append(epoch_time(state, epoch, telemetry=True))
         base, tele = statistics.median(without), statistics.median(with_)
