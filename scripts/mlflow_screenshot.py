@@ -1,0 +1,360 @@
+"""A PNG of the MLflow UI comparing a search's child runs (one per trial), from a headless browser.
+
+    python scripts/mlflow_screenshot.py --out docs/mlflow_compare.png
+
+Starts its own `mlflow server` on a free port of 127.0.0.1 against the store (as `minesearch`
+resolves it: --tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db), opens the UI's
+compare-runs page for the children of a search's parent run in headless Chromium, saves the
+screenshot, and always stops the server and the browser (each runs in its own process group).
+Prints the PNG path and the URL. Exit code 2 when there is nothing to show or no browser.
+
+Needs Chromium (Debian: `apt-get install -y chromium`). Only the standard library and MLflow are
+imported: `minesearch.tracking` would import Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import NoReturn
+
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+SEARCH_TAG = "minesearch.search"  # "parent" on a search's run (minesearch.tracking.SEARCH_TAG)
+DEFAULT_STORE = "mlflow.db"
+BROWSERS = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
+# The UI opens its Assistant side panel on first load when the page's hostname is localhost,
+# 127.0.0.1 or ::1. Chromium resolves every *.localhost name to the loopback address itself, so
+# the page is loaded from this name (which the server is told to accept) and shows no panel.
+UI_HOST = "minesearch.localhost"
+STOP_S = 10.0
+BROWSER_TIMEOUT_S = 45.0  # real seconds beyond the virtual-time budget; ~5 s is usual
+ATTEMPTS = 2
+
+
+class Unusable(Exception):
+    """Nothing to screenshot (no store, no search, no browser): exit code 2."""
+
+
+def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str:
+    """As `minesearch.tracking.resolve_tracking_uri`: the URI given, else $MLFLOW_TRACKING_URI,
+    else ./mlflow.db; local stores made absolute."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    base = cwd or Path.cwd()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{(base / uri.removeprefix('sqlite:///')).resolve()}"
+    if uri.startswith("file:"):
+        return (base / uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
+    if "://" not in uri:  # a bare path means a file store directory
+        return (base / uri).resolve().as_uri()
+    return uri
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def open_store(uri: str) -> MlflowClient:
+    """A client on an existing store (MLflow would create an empty one at a wrong path)."""
+    path = None
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+    elif uri.startswith("file:"):
+        path = Path(urllib.parse.urlparse(uri).path)
+    if path is not None and not path.exists():
+        raise Unusable(f"no MLflow store at {path} (give --tracking-uri)")
+    return MlflowClient(uri)
+
+
+def find_parent(client: MlflowClient, experiment: str | None, run_id: str | None) -> Run:
+    """The given parent run, else the newest search's parent run (of the experiment if given)."""
+    experiment_ids = None
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            known = sorted(e.name for e in client.search_experiments())
+            raise Unusable(f"no experiment {experiment!r} in the store; known: {known}")
+        experiment_ids = [found.experiment_id]
+    if run_id is not None:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise Unusable(f"no run {run_id!r} in the store") from None
+        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
+        if parent is not None:
+            raise Unusable(f"run {run_id} is a child run (of {parent}); give its parent run")
+        if experiment_ids is not None and run.info.experiment_id not in experiment_ids:
+            raise Unusable(f"run {run_id} is not in experiment {experiment!r}")
+        return run
+    ids = experiment_ids or [e.experiment_id for e in client.search_experiments()]
+    newest = client.search_runs(
+        ids,
+        filter_string=f"tags.`{SEARCH_TAG}` = 'parent'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not newest:
+        where = f"experiment {experiment!r}" if experiment else "the store"
+        raise Unusable(f"no minesearch search (parent run) in {where}")
+    return newest[0]
+
+
+def child_runs(client: MlflowClient, parent: Run) -> list[Run]:
+    """The parent's live child runs (trials, control, confirmations), oldest first."""
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    if not runs:
+        raise Unusable(f"run {parent.info.run_id} has no child runs to compare")
+    return runs
+
+
+def compare_url(base: str, run_ids: list[str], experiment_ids: list[str]) -> str:
+    """The UI's compare-runs route (hash router): JSON lists, URL-quoted, as the UI writes them."""
+
+    def quoted(values: list[str]) -> str:
+        return urllib.parse.quote(json.dumps(values, separators=(",", ":")), safe="")
+
+    return f"{base}/#/compare-runs?runs={quoted(run_ids)}&experiments={quoted(experiment_ids)}"
+
+
+def find_browser(given: str | None) -> str:
+    for name in (given,) if given else BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise Unusable(
+        f"no Chromium ({given or ', '.join(BROWSERS)}); on Debian: apt-get install -y chromium"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(uri: str, port: int, work: Path) -> subprocess.Popen[bytes]:
+    """`mlflow server` on the store, in its own session (process group), logging to work/."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no GenAI job runner (huey consumers)
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    hosts = [f"{host}:{port}" for host in (UI_HOST, "127.0.0.1", "localhost")]
+    command = [
+        *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--allowed-hosts", ",".join(hosts)),
+        *("--cors-allowed-origins", f"http://{UI_HOST}:{port}"),
+    ]
+    with (work / "server.log").open("wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=work,  # its default ./mlartifacts, if ever made, lands in the temp dir
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], port: int, work: Path, timeout_s: float) -> None:
+    """Until `GET /health` answers 200; fails with the server's log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while not answers(f"http://127.0.0.1:{port}/health"):
+        if proc.poll() is not None:
+            fail(f"mlflow server exited ({proc.returncode})", work / "server.log")
+        if time.monotonic() > deadline:
+            fail(f"mlflow server not answering after {timeout_s:.0f} s", work / "server.log")
+        time.sleep(0.25)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL whatever of it is left; wait for it to go."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=STOP_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + STOP_S
+    while time.monotonic() < deadline:  # members other than the leader (reaped by their parent)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def screenshot(
+    browser: str, url: str, out: Path, size: tuple[int, int], budget_ms: int, work: Path
+) -> None:
+    """Headless Chromium loads `url` and writes `out` once the page has had `budget_ms` of
+    virtual time, which stands still while requests are pending: the data is in, not a spinner.
+    Chromium now and then hangs instead of writing the screenshot: one more try after a timeout."""
+    for attempt in range(1, ATTEMPTS + 1):
+        profile = work / f"chromium-profile-{attempt}"
+        profile.mkdir()
+        command = [
+            browser,
+            "--headless",
+            *(["--no-sandbox"] if os.geteuid() == 0 else []),
+            *("--disable-gpu", "--disable-quic", "--disable-dev-shm-usage"),
+            *("--no-first-run", "--no-default-browser-check", "--disable-sync"),
+            *("--disable-background-networking", "--disable-component-update"),
+            "--enable-unsafe-swiftshader",  # software WebGL, for the parallel-coordinates plot
+            f"--user-data-dir={profile}",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            f"--window-size={size[0]},{size[1]}",
+            f"--virtual-time-budget={budget_ms}",
+            f"--screenshot={out}",
+            url,
+        ]
+        log = work / f"chromium-{attempt}.log"
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                command,
+                cwd=work,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                code = proc.wait(timeout=BROWSER_TIMEOUT_S + budget_ms / 1000)
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                stop_group(proc)  # its helpers (zygotes, crashpad) too
+        if code == 0 and out.is_file():
+            return
+        if code is not None:
+            fail(f"chromium exited {code} without writing {out}", log)
+        print(f"chromium hung (attempt {attempt} of {ATTEMPTS})", file=sys.stderr)
+    fail(f"chromium did not write {out} in {ATTEMPTS} attempts", log)
+
+
+def fail(message: str, log: Path) -> NoReturn:
+    try:
+        tail = log.read_text(errors="replace")[-3000:]
+    except OSError:
+        tail = ""
+    raise RuntimeError(f"{message}\n--- {log.name} ---\n{tail}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)",
+    )
+    parser.add_argument(
+        "--experiment", help="experiment name (default: that of the newest search's parent run)"
+    )
+    parser.add_argument("--run", help="the search's parent run id (default: the newest)")
+    parser.add_argument("--out", type=Path, default=Path("mlflow_compare.png"), help="PNG path")
+    parser.add_argument("--width", type=int, default=1600)
+    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument(
+        "--budget-ms",
+        type=int,
+        default=15000,
+        help="virtual time the page gets to fetch and render (default: 15000)",
+    )
+    parser.add_argument(
+        "--server-timeout", type=float, default=90.0, help="seconds for the server to start"
+    )
+    parser.add_argument("--chromium", help="browser binary (default: /usr/bin/chromium, PATH)")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the processes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        client = open_store(uri)
+        parent = find_parent(client, args.experiment, args.run)
+        runs = child_runs(client, parent)
+        browser = find_browser(args.chromium)
+    except Unusable as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)  # a stale PNG must not pass for this one
+    run_ids = [run.info.run_id for run in runs]
+    experiment_ids = sorted({run.info.experiment_id for run in runs})
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mlflow_screenshot_") as tmp:
+        work = Path(tmp)
+        server = None
+        try:
+            if is_server(uri):
+                base = uri.rstrip("/")
+            else:
+                port = free_port()
+                server = start_server(uri, port, work)
+                wait_until_up(server, port, work, args.server_timeout)
+                base = f"http://{UI_HOST}:{port}"
+                up = time.monotonic() - started
+                print(f"mlflow server up on port {port} in {up:.1f} s", file=sys.stderr)
+            url = compare_url(base, run_ids, experiment_ids)
+            size = (args.width, args.height)
+            screenshot(browser, url, out, size, args.budget_ms, work)
+        except RuntimeError as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        finally:
+            if server is not None:
+                stop_group(server)
+    name = parent.info.run_name or parent.info.run_id
+    took = time.monotonic() - started
+    print(f"{len(runs)} child runs of {name} ({parent.info.run_id}), {took:.1f} s", file=sys.stderr)
+    print(out)
+    print(url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
