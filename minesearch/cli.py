@@ -144,3 +144,81 @@ def report_command(
     click.echo("\n".join(f"  {path}" for path in paths))
     for plot, reason in result.skipped.items():
         click.echo(f"  skipped {plot}: {reason}")
+
+
+@main.command(name="export")
+@click.argument("ref", metavar="RUN_OR_TRIAL")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["torchscript", "onnx"]),
+    default="torchscript",
+    show_default=True,
+    help="TorchScript (torch.jit.load) or ONNX (onnxruntime; pip install 'minesearch[export]').",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of the model and preprocess.json (default: ./minesearch_export/REF/FORMAT).",
+)
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db).",
+)
+def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | None) -> None:
+    """Export a trial's model: RUN_OR_TRIAL is a child run id, a trial id, or `best`."""
+    from minesearch.export import ExportError, export_run
+    from minesearch.tracking import resolve_tracking_uri
+
+    target = out or Path("minesearch_export") / ref / fmt
+    try:
+        path = export_run(
+            ref,
+            "onnx" if fmt == "onnx" else "torchscript",
+            target,
+            resolve_tracking_uri(tracking_uri),
+        )
+    except ExportError as exc:
+        _fail(f"error: {exc}")
+    click.echo(f"exported {ref} to {path} (preprocessing: {path.parent / 'preprocess.json'})")
+    click.echo(
+        f"embed a Parquet file with: minesearch embed {path.parent} DATA.parquet OUT.parquet"
+    )
+
+
+@main.command(name="embed")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--input-column",
+    default=None,
+    help="Column to embed (default: the export's data column, else 'features').",
+)
+@click.option(
+    "--input-type",
+    type=click.Choice(["auto", "vector", "image", "text"]),
+    default="auto",
+    show_default=True,
+    help="image: a string column holds image paths relative to DATA.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def embed_command(
+    model: Path,
+    data: Path,
+    out: Path,
+    input_column: str | None,
+    input_type: str,
+    batch_size: int,
+) -> None:
+    """Embed DATA (Parquet) with MODEL (an export) into OUT: DATA's other columns + `embedding`."""
+    from minesearch.embed import EmbedError, embed_parquet
+    from minesearch.export import ExportError
+
+    try:
+        rows = embed_parquet(model, data, out, input_column, batch_size, input_type)
+    except (EmbedError, ExportError) as exc:
+        _fail(f"error: {exc}")
+    click.echo(f"wrote {rows} embeddings to {out}")

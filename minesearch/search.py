@@ -306,9 +306,23 @@ def finish(tuner: tune.Tuner, parent: ParentRun, end: Finish) -> SearchSummary:
         raise
     parent.finish("FINISHED", summary.best_for_mlflow())
     local = "://" not in setup.storage_path
-    out = Path(setup.storage_path) / end.name / "report" if local else Path(tempfile.mkdtemp())
-    attach_report(uri, spec, parent.run_id, out)
+    out = Path(setup.storage_path) / end.name if local else Path(tempfile.mkdtemp())
+    attach_report(uri, spec, parent.run_id, out / "report")
+    if summary.best is not None:
+        export_best(uri, parent.run_id, out / "export")
     return summary
+
+
+def export_best(uri: str, parent_run_id: str, out_dir: Path) -> None:
+    """The best trial's model (TorchScript + preprocessing JSON) on its child run under export/;
+    never fails the search (`minesearch export` can redo it)."""
+    from minesearch.export_runs import export_run
+
+    try:
+        path = export_run(parent_run_id, "torchscript", out_dir, uri)
+        print(f"best trial's model: {path} (also in its MLflow run under export/torchscript)")
+    except Exception as exc:
+        print(f"warning: the best trial's model was not exported ({exc}); run `minesearch export`")
 
 
 def score_test_split(end: Finish, parent_run_id: str, summary: SearchSummary) -> dict[str, Any]:

@@ -104,6 +104,11 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     assert "control" in result.output
     report = [a.path for a in client.list_artifacts(parent.info.run_id, "report")]
     assert "report/loss_miner_heatmap.png" in report  # the report is attached when a search ends
+    best_run = next(
+        c for c in children if c.data.tags[TRIAL_TAG] == parent.data.tags["best.trial_id"]
+    )
+    exported = {a.path for a in client.list_artifacts(best_run.info.run_id, "export/torchscript")}
+    assert {"export/torchscript/model.pt", "export/torchscript/preprocess.json"} <= exported
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert len({c.data.tags[TRIAL_TAG] for c in children}) == TRIALS
 
