@@ -26,7 +26,13 @@ from pydantic import ValidationError
 from minesearch.export import ExportError, ExportFormat, export_network
 from minesearch.pipeline import CHECKPOINT_FILE, TEXT_TOPICS
 from minesearch.spec import SpaceSpec, SpecError
-from minesearch.tracking import CHECKPOINT_TAG, SEARCH_TAG, STORAGE_TAG, TRIAL_TAG
+from minesearch.tracking import (
+    CHECKPOINT_TAG,
+    SEARCH_TAG,
+    STORAGE_TAG,
+    TRIAL_TAG,
+    missing_store,
+)
 
 __all__ = ["BEST", "EXAMPLE_ROWS", "export_run", "find_trial_run", "log_export"]
 
@@ -103,10 +109,8 @@ def find_trial_run(client: MlflowClient, ref: str) -> Run:
 
 def _client(tracking_uri: str) -> MlflowClient:
     """A client on an existing store: a missing sqlite file would be created empty otherwise."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise ExportError(f"no MLflow store at {db} (give --tracking-uri)")
+    if (db := missing_store(tracking_uri)) is not None:
+        raise ExportError(f"no MLflow store at {db} (give --tracking-uri)")
     return MlflowClient(tracking_uri)
 
 

@@ -22,7 +22,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from minesearch.plots import format_leaderboard, write_plots
 from minesearch.spec import load_spec
-from minesearch.tracking import ROLE_TAG, SEARCH_TAG, TRIAL_TAG, resolve_tracking_uri
+from minesearch.tracking import (
+    ROLE_TAG,
+    SEARCH_TAG,
+    TRIAL_TAG,
+    missing_store,
+    resolve_tracking_uri,
+)
 
 __all__ = [
     "Report",
@@ -254,10 +260,8 @@ def _float(raw: str | None) -> float | None:
 
 def _client(tracking_uri: str) -> MlflowClient:
     """A client on an existing store: MLflow would silently create an empty SQLite file."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise ReportError(f"no MLflow store at {path} (give --tracking-uri or a space file)")
+    if (path := missing_store(tracking_uri)) is not None:
+        raise ReportError(f"no MLflow store at {path} (give --tracking-uri or a space file)")
     return MlflowClient(tracking_uri)
 
 

@@ -85,6 +85,16 @@ def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
+def missing_store(tracking_uri: str) -> Path | None:
+    """The SQLite file a tracking URI names when it does not exist: reading commands check it,
+    since MLflow would silently create an empty store there."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return path
+    return None
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), 100):  # MLflow's per-batch param limit
