@@ -210,7 +210,7 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     """SIGKILL one Ray Train worker after the first checkpoint: the trial restarts its workers
     (train.max_failures), continues after the last checkpointed epoch and finishes, and its
     metrics have every epoch exactly once."""
-    epochs = 12
+    epochs = 24  # a window of ~12 s for the killer, also on a loaded machine
     space = yaml.safe_load(tiny_space(tmp_path).read_text())
     space["name"] = "e2e-worker-failure"
     space["train"] |= {"epochs": epochs, "workers": 2, "max_failures": 2}
@@ -221,10 +221,16 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     client = MlflowClient(space["tracking"]["uri"])
     killed: list[int] = []
     results = tmp_path / "ray"
-    killer = threading.Thread(target=kill_a_worker_after_epoch_one, args=(results, killed))
+    done = threading.Event()
+    killer = threading.Thread(target=kill_a_worker_after_epoch_one, args=(results, killed, done))
     killer.start()
-    result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
-    killer.join(timeout=60)
+    try:
+        result = CliRunner().invoke(
+            main, ["run", str(path), "--storage-path", str(tmp_path / "ray")]
+        )
+    finally:
+        done.set()  # a killer outliving the test would re-initialise Ray for the next module
+        killer.join()
     assert killed, "no worker was killed: the trial ended before its first checkpoint was seen"
     assert result.exit_code == 0, result.output
 
@@ -234,11 +240,11 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     assert sorted(m.step for m in history) == list(range(epochs + 1))  # no gap, no repeat
 
 
-def kill_a_worker_after_epoch_one(storage: Path, killed: list[int]) -> None:
+def kill_a_worker_after_epoch_one(storage: Path, killed: list[int], done: threading.Event) -> None:
     """Wait until Tune has epoch 1 (so a checkpoint exists), then SIGKILL a live Train worker.
     Reads Tune's result file (fast, so the window is not missed on a loaded machine)."""
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not done.is_set():
         reported = [
             len(path.read_text().splitlines())
             for path in storage.glob("e2e-worker-failure-*/run_trial_*/result.json")
