@@ -22,7 +22,7 @@ from minesearch.holdout import TEST_PREFIX
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.tracking import MlflowTrialCallback
-from minesearch.trial import TrialSetup, trainable
+from minesearch.trial import TrialSetup, run_fixed
 
 SEED_OFFSET = 1000  # confirmation seeds: train.seed + 1000 + i, disjoint from the search's seed
 
@@ -113,22 +113,13 @@ def run_confirm(
 ) -> list[Confirmation]:
     """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`)."""
     seed_values = [spec.train.seed + SEED_OFFSET + i for i in range(seeds)]
-    tuner = tune.Tuner(
-        trainable(setup),
-        param_space={
-            "recipe": tune.grid_search([r.to_dict() for r in recipes]),
-            "seed": tune.grid_search(seed_values),
-            "score_test": True,
-        },
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once),
-        run_config=tune.RunConfig(
-            name=f"{name}-confirm",
-            storage_path=setup.storage_path,
-            callbacks=[MlflowTrialCallback(uri, parent_run_id, trial_params, role="confirm")],
-            verbose=0,
-        ),
-    )
-    results = tuner.fit()
+    space = {
+        "recipe": tune.grid_search([r.to_dict() for r in recipes]),
+        "seed": tune.grid_search(seed_values),
+        "score_test": True,
+    }
+    callback = MlflowTrialCallback(uri, parent_run_id, trial_params, role="confirm")
+    results = run_fixed(setup, f"{name}-confirm", space, callback, at_once)
     by_recipe: dict[str, list[dict[str, float]]] = {_key(r.to_dict()): [] for r in recipes}
     failed = dict.fromkeys(by_recipe, 0)
     for i in range(len(results)):

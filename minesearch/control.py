@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray import tune
-
 from minesearch import catalog
 from minesearch.params import DEFAULT_LR, resolve_constant
 from minesearch.recipe import Recipe
 from minesearch.spec import SpaceSpec
 from minesearch.tracking import MlflowTrialCallback
-from minesearch.trial import TrialSetup, trainable
+from minesearch.trial import TrialSetup, run_fixed
 
 CONTROL_LOSS = "TripletMarginLoss"
 PRETRAINED_BACKBONE_LR_FACTOR = 0.1
@@ -57,13 +55,6 @@ def run_control(
 ) -> dict[str, float] | None:
     """Train the control as a child run of the search; its last metrics, or None if it failed."""
     callback = MlflowTrialCallback(uri, parent_run_id, trial_params, role="control")
-    tuner = tune.Tuner(
-        trainable(setup),
-        param_space={"recipe": control_recipe(spec).to_dict()},
-        tune_config=tune.TuneConfig(num_samples=1),
-        run_config=tune.RunConfig(
-            name=f"{name}-control", storage_path=setup.storage_path, callbacks=[callback], verbose=0
-        ),
-    )
-    result = tuner.fit()[0]
+    space = {"recipe": control_recipe(spec).to_dict()}
+    result = run_fixed(setup, f"{name}-control", space, callback)[0]
     return None if result.error is not None else dict(result.metrics or {})

@@ -80,3 +80,23 @@ def trainable(setup: TrialSetup) -> Any:
     return ray.tune.with_resources(
         ray.tune.with_parameters(run_trial, setup=setup), {"memory": TRIAL_PROCESS_MEMORY}
     )
+
+
+def run_fixed(
+    setup: TrialSetup,
+    name: str,
+    param_space: dict[str, Any],
+    callback: ray.tune.Callback,
+    at_once: int = 1,
+) -> ray.tune.ResultGrid:
+    """Trials of recipes chosen beforehand, outside the search (no sampler, no early stopping):
+    the control and the confirmations. Their own Tune run, so no sampler ever counts them."""
+    tuner = ray.tune.Tuner(
+        trainable(setup),
+        param_space=param_space,
+        tune_config=ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once),
+        run_config=ray.tune.RunConfig(
+            name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=0
+        ),
+    )
+    return tuner.fit()
