@@ -12,7 +12,8 @@ import numpy as np
 
 from minesearch.data import DataError
 from minesearch.pipeline import load_parts
-from minesearch.spec import SpaceSpec, SpecError, backbone_errors, load_spec
+from minesearch.spec import SpaceSpec, SpecError, load_spec
+from minesearch.spec_data import backbone_errors
 
 
 def data_errors(spec: SpaceSpec) -> list[str]:
