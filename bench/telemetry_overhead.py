@@ -11,16 +11,13 @@ from __future__ import annotations
 import statistics
 import time
 
-import numpy as np
 import torch
 from pytorch_metric_learning.utils import common_functions as pml_common
 
-from minesearch import worker
-from minesearch.batches import ClassBalancedBatches
-from minesearch.pipeline import build_network, load_parts
+from minesearch.config import parse_spec
 from minesearch.recipe import Recipe
-from minesearch.spec import parse_spec
-from minesearch.telemetry import recipe_margin
+from minesearch.train import WorkerState, build_state
+from minesearch.train import _loop as worker
 
 MODEL = {"backbone": "convnet", "embedding_dim": 32, "hidden_dim": 64}  # the quickstart's
 RECIPES = {
@@ -42,35 +39,19 @@ RECIPES = {
 }
 
 
-def state_for(recipe: Recipe) -> worker.WorkerState:
-    torch.manual_seed(0)
+def state_for(recipe: Recipe) -> WorkerState:
     spec = parse_spec(
-        {"name": "bench", "data": {"split": {"val": 0.3, "test": 0.0}}, "model": MODEL}
+        {
+            "name": "bench",
+            "data": {"split": {"val": 0.3, "test": 0.0}},
+            "model": MODEL,
+            "train": {"batch": {"classes": 4, "per_class": 8}},
+        }
     )
-    parts = load_parts(spec)
-    train_labels = worker.contiguous(parts.labels("train"))
-    network = build_network(spec, parts.source)
-    loss_fn, miner = recipe.build(len(np.unique(train_labels)), MODEL["embedding_dim"])
-    return worker.WorkerState(
-        model=network.model,
-        loss_fn=loss_fn,
-        miner=miner,
-        optimizer=worker.make_optimizer(
-            "adam", worker.param_groups(network, recipe), recipe.lr, 0.0
-        ),
-        batches=ClassBalancedBatches(train_labels, 4, 8),
-        parts=parts,
-        train_labels=train_labels,
-        preprocess=network.preprocess,
-        device=torch.device("cpu"),
-        rank=0,
-        world=1,
-        seed=0,
-        margin=recipe_margin(recipe.loss_params, recipe.miner_params),
-    )
+    return build_state(spec, recipe)
 
 
-def epoch_time(state: worker.WorkerState, epoch: int, telemetry: bool) -> float:
+def epoch_time(state: WorkerState, epoch: int, telemetry: bool) -> float:
     pml_common.COLLECT_STATS = telemetry
     saved = worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb
     if not telemetry:

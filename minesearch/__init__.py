@@ -1,6 +1,7 @@
-"""minesearch: find the metric-learning recipe that retrieves best on your data."""
+"""minesearch: find the metric-learning recipe that retrieves best on your data.
 
-from minesearch.spec import SpaceSpec, SpecError, load_spec
+The package is organised in rooms, one concept each; docs/architecture.md describes them, what
+flows between them and which process runs each. Importing `minesearch` itself loads nothing.
+"""
 
-__all__ = ["SpaceSpec", "SpecError", "load_spec"]
 __version__ = "0.1.0"

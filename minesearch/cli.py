@@ -1,28 +1,53 @@
-"""The `minesearch` command: thin over the library (validate, run).
+"""The `minesearch` command: thin over the library, each command importing only what it uses.
 
-Bad input exits with code 2 and a message naming the field and the allowed values, no traceback.
+`validate` and `catalog` load neither Ray nor MLflow nor torch; `run` loads the search driver,
+`report` the report, `export` and `embed` torch. Bad input exits with code 2 and a message naming
+the field and the allowed values, no traceback.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from minesearch.confirm import ConfirmError, confirm_errors, parse_confirm
-from minesearch.experiments import NothingToResume
-from minesearch.search import ClusterTooSmall, SearchInterrupted, SearchOptions, run_search
-from minesearch.spec import SpecError
-from minesearch.validate import validated
+from minesearch.config.vocab import INPUT_TYPES
+
+if TYPE_CHECKING:
+    from minesearch.config import SpaceSpec
+    from minesearch.search import Finished
 
 BAD_INPUT = 2
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(BAD_INPUT)
+
+
+def validated(path: str | Path) -> SpaceSpec:
+    """The spec of a space file whose data has been checked too; SpecError lists every problem.
+
+    `validate` and `run` share it, so a search never starts on input `validate` would reject."""
+    from minesearch.config import SpecError, load_spec
+    from minesearch.data import data_errors
+
+    spec = load_spec(path)
+    if problems := data_errors(spec):
+        raise SpecError(str(path), problems)
+    return spec
+
+
+def _validated_or_exit(path: Path) -> SpaceSpec:
+    from minesearch.config import SpecError
+
+    try:
+        return validated(path)
+    except SpecError as exc:
+        _fail(f"error: {exc}")
 
 
 @click.group()
@@ -35,10 +60,7 @@ def main() -> None:
 @click.argument("space", type=click.Path(path_type=Path))
 def validate(space: Path) -> None:
     """Check SPACE (a space file) and its data; report every problem at once."""
-    try:
-        spec = validated(space)
-    except SpecError as exc:
-        _fail(f"error: {exc}")
+    spec = _validated_or_exit(space)
     click.echo(
         f"{space}: ok ({spec.name}: {spec.search.trials} trials x {spec.train.epochs} epochs)"
     )
@@ -70,32 +92,67 @@ def run(
     confirm_text: str | None,
 ) -> None:
     """Run the search described by SPACE and print the best recipe."""
+    spec = _validated_or_exit(space)
+    from minesearch import search
+
     confirm = None
     try:
-        spec = validated(space)
         if confirm_text is not None:
-            confirm = parse_confirm(confirm_text)
-            if problems := confirm_errors(spec):
-                raise ConfirmError("\n".join(problems))
-    except (SpecError, ConfirmError) as exc:
+            confirm = search.parse_confirm(confirm_text)
+            if problems := search.confirm_errors(spec):
+                raise search.ConfirmError("\n".join(problems))
+    except search.ConfirmError as exc:
         _fail(f"error: {exc}")
-    options = SearchOptions(
+    options = search.SearchOptions(
         address=address, storage_path=storage_path, resume=resume, confirm=confirm
     )
     try:
-        summary = run_search(spec, space, options)
-    except (ClusterTooSmall, NothingToResume) as exc:
+        finished = search.run_search(spec, space, options)
+    except (search.ClusterTooSmall, search.NothingToResume) as exc:
         _fail(f"error: {exc}")
-    except SearchInterrupted as exc:
+    except search.SearchInterrupted as exc:
         click.echo(
             f"interrupted; finished trials are kept, the others resume from their last "
             f"checkpoint with: minesearch run {space} --resume   (state: {exc.experiment_path})",
             err=True,
         )
         sys.exit(INTERRUPTED)
-    click.echo(summary.format())
-    if summary.best is None:
+    present(finished)
+    if finished.result.best is None:
         sys.exit(1)
+
+
+def present(finished: Finished) -> None:
+    """The report of a finished search: printed, its plots on the parent run, and the best
+    trial's model exported onto its child run. Neither of the last two may fail the search."""
+    import tempfile
+
+    from minesearch import report
+
+    out = finished.directory or Path(tempfile.mkdtemp())
+    result = report.build_report(finished.result)
+    click.echo(report.format_report(result))
+    try:
+        report.attach(result, report.write_plots(result, out / "report"))
+    except Exception as exc:  # a plot must not cost the user a finished search
+        click.echo(f"warning: the report could not be attached ({exc}); run `minesearch report`")
+    if finished.result.best is not None:
+        export_best(finished, out / "export")
+
+
+def export_best(finished: Finished, out_dir: Path) -> None:
+    """The best trial's model (TorchScript + preprocessing JSON) on its child run under export/;
+    never fails the search (`minesearch export` can redo it)."""
+    from minesearch.export import export_run
+
+    result = finished.result
+    try:
+        path = export_run(result.parent_run_id, "torchscript", out_dir, result.tracking_uri)
+        click.echo(f"best trial's model: {path} (also in its MLflow run under export/torchscript)")
+    except Exception as exc:
+        click.echo(
+            f"warning: the best trial's model was not exported ({exc}); run `minesearch export`"
+        )
 
 
 @main.command(name="catalog")
@@ -104,7 +161,7 @@ def run(
 )
 def catalog_command(weight_miners: bool) -> None:
     """Print the losses, miners, their parameters and the loss x miner compatibility matrix."""
-    from minesearch.catalog_view import catalog_text
+    from minesearch.catalog import catalog_text
 
     click.echo(catalog_text(weight_miners))
 
@@ -131,16 +188,19 @@ def report_command(
 ) -> None:
     """Print a search's leaderboard and write its plots (also logged to its MLflow parent run)."""
     from minesearch import report
+    from minesearch.config import SpecError
+    from minesearch.tracking import StoreError
 
     try:
         experiment, uri = report.locate(target, tracking_uri)
-        result = report.build_report(uri, experiment, run_id, top)
-    except (SpecError, report.ReportError) as exc:
+        result = report.read_report(uri, experiment, run_id, top)
+    except (SpecError, StoreError) as exc:
         _fail(f"error: {exc}")
-    click.echo(report.format_leaderboard(result))
-    paths = report.write_plots(result, out or Path("minesearch_report") / result.parent_run_id)
+    click.echo(report.format_report(result))
+    parent_run_id = result.search.parent_run_id
+    paths = report.write_plots(result, out or Path("minesearch_report") / parent_run_id)
     report.attach(result, paths)
-    click.echo(f"\nplots (also in MLflow run {result.parent_run_id} under report/):")
+    click.echo(f"\nplots (also in MLflow run {parent_run_id} under report/):")
     click.echo("\n".join(f"  {path}" for path in paths))
     for plot, reason in result.skipped.items():
         click.echo(f"  skipped {plot}: {reason}")
@@ -199,7 +259,7 @@ def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | Non
 )
 @click.option(
     "--input-type",
-    type=click.Choice(["auto", "vector", "image", "text"]),
+    type=click.Choice(INPUT_TYPES),
     default="auto",
     show_default=True,
     help="image: a string column holds image paths relative to DATA.",
@@ -214,8 +274,7 @@ def embed_command(
     batch_size: int,
 ) -> None:
     """Embed DATA (Parquet) with MODEL (an export) into OUT: DATA's other columns + `embedding`."""
-    from minesearch.embed import EmbedError, embed_parquet
-    from minesearch.export import ExportError
+    from minesearch.export import EmbedError, ExportError, embed_parquet
 
     try:
         rows = embed_parquet(model, data, out, input_column, batch_size, input_type)

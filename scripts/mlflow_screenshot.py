@@ -8,8 +8,8 @@ compare-runs page for the children of a search's parent run in headless Chromium
 screenshot, and always stops the server and the browser (each runs in its own process group).
 Prints the PNG path and the URL. Exit code 2 when there is nothing to show or no browser.
 
-Needs Chromium (Debian: `apt-get install -y chromium`). Only the standard library and MLflow are
-imported: `minesearch.tracking` would import Ray.
+Needs Chromium (Debian: `apt-get install -y chromium`). The store is read with
+`minesearch.tracking`, which imports MLflow and nothing heavier.
 """
 
 from __future__ import annotations
@@ -31,13 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from minesearch.tracking import StoreError, find_search, read_search, resolve_tracking_uri
 
-SEARCH_TAG = "minesearch.search"  # "parent" on a search's run (minesearch.tracking.SEARCH_TAG)
-DEFAULT_STORE = "mlflow.db"
 BROWSERS = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
 # The UI opens its Assistant side panel on first load when the page's hostname is localhost,
 # 127.0.0.1 or ::1. Chromium resolves every *.localhost name to the loopback address itself, so
@@ -52,87 +47,8 @@ class Unusable(Exception):
     """Nothing to screenshot (no store, no search, no browser): exit code 2."""
 
 
-def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str:
-    """As `minesearch.tracking.resolve_tracking_uri`: the URI given, else $MLFLOW_TRACKING_URI,
-    else ./mlflow.db; local stores made absolute."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
-    base = cwd or Path.cwd()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{(base / uri.removeprefix('sqlite:///')).resolve()}"
-    if uri.startswith("file:"):
-        return (base / uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
-    if "://" not in uri:  # a bare path means a file store directory
-        return (base / uri).resolve().as_uri()
-    return uri
-
-
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
-
-
-def open_store(uri: str) -> MlflowClient:
-    """A client on an existing store (MLflow would create an empty one at a wrong path)."""
-    path = None
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-    elif uri.startswith("file:"):
-        path = Path(urllib.parse.urlparse(uri).path)
-    if path is not None and not path.exists():
-        raise Unusable(f"no MLflow store at {path} (give --tracking-uri)")
-    return MlflowClient(uri)
-
-
-def find_parent(client: MlflowClient, experiment: str | None, run_id: str | None) -> Run:
-    """The given parent run, else the newest search's parent run (of the experiment if given)."""
-    experiment_ids = None
-    if experiment is not None:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            known = sorted(e.name for e in client.search_experiments())
-            raise Unusable(f"no experiment {experiment!r} in the store; known: {known}")
-        experiment_ids = [found.experiment_id]
-    if run_id is not None:
-        try:
-            run = client.get_run(run_id)
-        except MlflowException:
-            raise Unusable(f"no run {run_id!r} in the store") from None
-        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
-        if parent is not None:
-            raise Unusable(f"run {run_id} is a child run (of {parent}); give its parent run")
-        if experiment_ids is not None and run.info.experiment_id not in experiment_ids:
-            raise Unusable(f"run {run_id} is not in experiment {experiment!r}")
-        return run
-    ids = experiment_ids or [e.experiment_id for e in client.search_experiments()]
-    newest = client.search_runs(
-        ids,
-        filter_string=f"tags.`{SEARCH_TAG}` = 'parent'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not newest:
-        where = f"experiment {experiment!r}" if experiment else "the store"
-        raise Unusable(f"no minesearch search (parent run) in {where}")
-    return newest[0]
-
-
-def child_runs(client: MlflowClient, parent: Run) -> list[Run]:
-    """The parent's live child runs (trials, control, confirmations), oldest first."""
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}'",
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-    if not runs:
-        raise Unusable(f"run {parent.info.run_id} has no child runs to compare")
-    return runs
 
 
 def compare_url(base: str, run_ids: list[str], experiment_ids: list[str]) -> str:
@@ -313,18 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     uri = resolve_tracking_uri(args.tracking_uri)
     try:
-        client = open_store(uri)
-        parent = find_parent(client, args.experiment, args.run)
-        runs = child_runs(client, parent)
+        search = read_search(uri, find_search(uri, args.experiment, args.run))
+        if not search.trials:
+            raise Unusable(f"run {search.parent_run_id} has no child runs to compare")
         browser = find_browser(args.chromium)
-    except Unusable as problem:
+    except (Unusable, StoreError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)  # a stale PNG must not pass for this one
-    run_ids = [run.info.run_id for run in runs]
-    experiment_ids = sorted({run.info.experiment_id for run in runs})
+    run_ids = [trial.run_id for trial in search.trials]
+    experiment_ids = [search.experiment_id]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mlflow_screenshot_") as tmp:
         work = Path(tmp)
@@ -348,9 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 stop_group(server)
-    name = parent.info.run_name or parent.info.run_id
+    name = search.parent_name or search.parent_run_id
     took = time.monotonic() - started
-    print(f"{len(runs)} child runs of {name} ({parent.info.run_id}), {took:.1f} s", file=sys.stderr)
+    print(
+        f"{len(run_ids)} child runs of {name} ({search.parent_run_id}), {took:.1f} s",
+        file=sys.stderr,
+    )
     print(out)
     print(url)
     return 0

@@ -117,7 +117,7 @@ ray start --head --num-cpus=2 --port="$GCS_PORT" \
 
 # The control run (the default recipe trained after the search) is left out where the spec has
 # it, so that the job trains just the two trials.
-CONTROL=$(cd "$REPO" && "$PYTHON" -c 'from minesearch.spec import SearchSpec
+CONTROL=$(cd "$REPO" && "$PYTHON" -c 'from minesearch.config import SearchSpec
 print("  control: false" if "control" in SearchSpec.model_fields else "")')
 cat >"$WORK/space.yaml" <<EOF
 name: try-cluster

@@ -199,7 +199,9 @@ def no_search(monkeypatch: pytest.MonkeyPatch) -> None:
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("run_search called on a file that does not validate")
 
-    monkeypatch.setattr(cli, "run_search", must_not_run)
+    from minesearch import search
+
+    monkeypatch.setattr(search, "run_search", must_not_run)
 
 
 @pytest.mark.usefixtures("no_search")

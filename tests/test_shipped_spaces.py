@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from minesearch import catalog
-from minesearch.params import Range
-from minesearch.validate import validated
+from minesearch.cli import validated
+from minesearch.config import Range
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))

@@ -1,0 +1,117 @@
+"""What a well-shaped space must also agree on: the catalog, the sampler, the data, the backbone.
+
+Apart from `_schema` (the file's shape) because it is about *meaning*: which names exist, where a
+parameter applies, which sources need a path, which input kind each source gives and whether the
+backbone reads it. `minesearch.data.data_errors` repeats the backbone check once the data is open
+and its kind is known (a Parquet column's `auto` type).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minesearch import catalog
+from minesearch.config._params import DEFAULT_LOSS, Range, param_errors
+from minesearch.config._schema import DataSpec, SpaceSpec
+from minesearch.config.vocab import (
+    BACKBONE_KINDS,
+    KIND_OF_INPUT_TYPE,
+    KIND_OF_SOURCE,
+    PATH_SOURCES,
+    BackboneNameError,
+    InputKind,
+    parse_backbone,
+)
+
+
+def semantic_errors(spec: SpaceSpec) -> list[str]:
+    """What needs the catalog: names, where a parameter applies, value bounds, batch vs data."""
+    problems = param_errors(spec.search.params, spec.search.weight_miners)
+    problems += sampler_errors(spec)
+    problems += path_errors(spec.data)
+    problems += backbone_errors(spec)
+    problems += batch_errors(spec)
+    classes, workers = spec.train.batch.classes, spec.train.workers
+    if classes % workers:
+        problems.append(
+            f"train.batch.classes: the global batch is split across workers by class, and the "
+            f"workers' embeddings are all-gathered for mining, which needs equal shards: use a "
+            f"multiple of train.workers={workers} (given classes={classes})"
+        )
+    return problems
+
+
+def sampler_errors(spec: SpaceSpec) -> list[str]:
+    """A grid needs a finite space; QMC and CMA-ES need a range to work on."""
+    name, params = spec.search.sampler.name, spec.search.params
+    ranges = [key for key, value in params.items() if isinstance(value, Range)]
+    if name == "grid" and ranges:
+        return [
+            f"search.sampler.name: grid needs a finite space, but {ranges} are ranges; "
+            "give them as lists of values, or use tpe/random/qmc"
+        ]
+    if name in ("qmc", "cmaes") and not ranges:
+        return [
+            f"search.sampler.name: {name} samples ranges ({{low, high}}) and this space has none; "
+            "use grid, tpe or random"
+        ]
+    return []
+
+
+def batch_errors(spec: SpaceSpec) -> list[str]:
+    """Losses that compute wrongly on some batch shapes (PML 2.9's SmoothAPLoss). The loss sees the
+    global batch: workers all-gather embeddings before the loss (`minesearch.train`)."""
+    batch = spec.train.batch
+    losses = spec.search.params.get("loss", DEFAULT_LOSS)
+    names = losses if isinstance(losses, list) else [losses]
+    return [
+        f"train.batch: {name} {why}"
+        for name in map(str, names)
+        if name in catalog.LOSSES
+        and (why := catalog.batch_error(name, batch.classes, batch.per_class)) is not None
+    ]
+
+
+def path_errors(data: DataSpec) -> list[str]:
+    path, source = data.path, data.source
+    if source in PATH_SOURCES and not path:
+        what = "a Parquet file, a directory of them or a URI" if source == "parquet" else "root"
+        return [f"data.path: source {source!r} needs data.path ({what})"]
+    if source not in PATH_SOURCES and path:
+        allowed = " or ".join(repr(s) for s in PATH_SOURCES)
+        return [f"data.path: only used with source {allowed}, not {source!r}"]
+    if path and "://" not in path and not Path(path).exists():
+        return [f"data.path: not found (given {path!r})"]
+    return []
+
+
+def data_kind(spec: SpaceSpec) -> InputKind | None:
+    """The input kind the data gives, when the file alone tells (not for parquet `auto`)."""
+    d = spec.data
+    if d.source == "parquet":
+        return KIND_OF_INPUT_TYPE.get(d.input_type)
+    return KIND_OF_SOURCE[d.source]
+
+
+def backbone_errors(spec: SpaceSpec, kind: InputKind | None = None) -> list[str]:
+    """A backbone name that does not exist, or that cannot read the data's kind of input."""
+    name = spec.model.backbone
+    kind = kind or data_kind(spec)
+    if name == "auto":
+        if kind == "text":
+            return [
+                "model.backbone: text needs a text encoder: minilm, hf:<dir-or-name> or "
+                "sentence-transformers:<dir-or-name>"
+            ]
+        return []
+    try:
+        family, _ = parse_backbone(name)
+    except BackboneNameError as exc:
+        return [f"model.backbone: {exc}"]
+    kinds = BACKBONE_KINDS[family]
+    if kind is not None and kind not in kinds:
+        return [
+            f"model.backbone: {name!r} reads {', '.join(kinds)} inputs, but data "
+            f"(source {spec.data.source!r}) gives {kind}"
+        ]
+    return []

@@ -1,0 +1,149 @@
+"""The space file's shape: typed, frozen pydantic models with their defaults.
+
+Unknown keys are errors (`extra="forbid"`), closed choices are `Literal`s from `vocab`, numbers
+carry their bounds. What depends on the catalog or on other fields is checked in `_checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from minesearch.config._params import ParamValue
+from minesearch.config.vocab import (
+    InputType,
+    Metric,
+    Mode,
+    OptimizerName,
+    SamplerName,
+    SchedulerName,
+    SourceName,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Strict):
+    by: Literal["class"] = "class"
+    val: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    test: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_leave_train(self) -> SplitSpec:
+        if self.val + self.test >= 1:
+            raise ValueError(f"val + test must be < 1 (given {self.val} + {self.test})")
+        return self
+
+
+class ImageSpec(_Strict):
+    """Images (image_folder, or image bytes/paths in Parquet) become size x size RGB tensors;
+    training crops and flips them (`minesearch.data.preprocess`). A pretrained image backbone
+    brings its own size and normalisation."""
+
+    size: Annotated[int, Field(ge=8, le=1024)] = 64
+    augment: bool = True
+
+
+class DataSpec(_Strict):
+    # digits: scikit-learn's 8x8 digits; parquet: a file, a directory of files or a URI;
+    # image_folder: root/<class>/<image>; text_topics: the small labelled text set minesearch ships
+    source: SourceName = "digits"
+    path: str | None = None
+    label_column: str = "label"
+    input_column: str = "features"
+    # auto: a list of numbers is a vector, bytes are an encoded image, a string is text;
+    # image: a string column holds image paths relative to the Parquet file
+    input_type: InputType = "auto"
+    split_column: str | None = None  # train/val/test per row, instead of data.split's classes
+    split: SplitSpec = SplitSpec()
+    image: ImageSpec = ImageSpec()
+    cache_dir: str | None = None  # Parquet inputs' local Arrow cache (default ~/.cache/minesearch)
+
+
+class ModelSpec(_Strict):
+    # auto, mlp, convnet, timm:<name>, torchvision:<name>, hf:<dir-or-name>,
+    # sentence-transformers:<dir-or-name>, minilm (`minesearch.models`)
+    backbone: str = "auto"
+    embedding_dim: Annotated[int, Field(ge=2, le=4096)] = 32
+    hidden_dim: Annotated[int, Field(ge=2, le=65536)] = 128
+    # None: the whole backbone trains; 0: only the embedding head; N: the last N blocks and the head
+    train_last_blocks: Annotated[int, Field(ge=0)] | None = None
+    max_length: Annotated[int, Field(ge=4, le=4096)] = 128  # text: tokens kept per sentence
+
+
+class BatchSpec(_Strict):
+    classes: Annotated[int, Field(ge=2)] = 4
+    per_class: Annotated[int, Field(ge=2)] = 8
+
+
+class TrainSpec(_Strict):
+    epochs: Annotated[int, Field(ge=1)] = 5
+    batch: BatchSpec = BatchSpec()
+    workers: Annotated[int, Field(ge=1)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
+    # auto: GPUs when the cluster has any (resolved once Ray is up); Ray Train gives each worker
+    # its device, and NCCL is the backend on GPUs, gloo on CPUs.
+    use_gpu: Literal["auto", True, False] = False
+    optimizer: OptimizerName = "adam"
+    # Worker-group restarts of a trial (a dead worker, a preempted node) before it fails; each
+    # restart continues from the last epoch's checkpoint. 0: a trial fails at its first error.
+    max_failures: Annotated[int, Field(ge=0)] = 0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    seed: int = 0
+
+
+class SamplerSpec(_Strict):
+    """Optuna's samplers, seeded: the same seed proposes the same sequence of recipes.
+
+    tpe: multivariate TPE (default); random; grid: every distinct recipe of a finite space once;
+    qmc: quasi-Monte Carlo (Sobol) over ranges; cmaes: CMA-ES over ranges (choices fall back to
+    random sampling).
+    """
+
+    name: SamplerName = "tpe"
+    seed: int = 0
+
+
+class SchedulerSpec(_Strict):
+    name: SchedulerName = "asha"
+    grace_epochs: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 2.0
+
+
+class SearchSpec(_Strict):
+    metric: Metric = "mean_average_precision_at_r"
+    mode: Mode = "max"
+    trials: Annotated[int, Field(ge=1)] = 8
+    concurrent: Annotated[int, Field(ge=1)] = 1
+    sampler: SamplerSpec = SamplerSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    # Proxy/classification losses only turn a miner's output into sample weights; pairing them with
+    # miners is usually a wasted trial, so it is proposed only when asked for.
+    weight_miners: bool = False
+    # Train the default recipe (TripletMarginLoss, no miner, PML defaults) with the same budget
+    # beside the search, so that every trial reads against it.
+    control: bool = True
+
+
+class TrackingSpec(_Strict):
+    experiment: str | None = None
+    uri: str | None = None
+
+
+class SpaceSpec(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    storage_path: str | None = None
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name

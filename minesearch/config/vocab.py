@@ -1,0 +1,109 @@
+"""The closed lists of the space file, each spelled once: every other module imports them.
+
+A `Literal` gives pydantic its choices and mypy its checks; the tuple beside it (`get_args`) is
+the same list for messages and loops, so the two cannot drift. MLflow's names (tags, artifacts)
+belong to `minesearch.tracking.names`, trial statuses and roles to `minesearch.results`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# --- data ----------------------------------------------------------------------------------------
+# digits: scikit-learn's 8x8 digits; parquet: a file, a directory of files or a URI;
+# image_folder: root/<class>/<image>; text_topics: the small labelled text set minesearch ships
+SourceName = Literal["digits", "parquet", "image_folder", "text_topics"]
+PATH_SOURCES: tuple[SourceName, ...] = ("parquet", "image_folder")  # those that need data.path
+
+# What a Parquet input column holds, as the space file says it (auto: read the column's type).
+InputType = Literal["auto", "vector", "image", "text"]
+INPUT_TYPES: tuple[InputType, ...] = get_args(InputType)
+
+# What a source hands a model: float arrays, encoded images, or strings.
+InputKind = Literal["tensor", "image", "text"]
+KIND_OF_INPUT_TYPE: dict[InputType, InputKind] = {
+    "vector": "tensor",
+    "image": "image",
+    "text": "text",
+}
+KIND_OF_SOURCE: dict[SourceName, InputKind] = {  # parquet: from its input type
+    "digits": "tensor",
+    "image_folder": "image",
+    "text_topics": "text",
+}
+
+SplitPart = Literal["train", "val", "test"]
+SPLIT_PARTS: tuple[SplitPart, ...] = get_args(SplitPart)
+
+# --- model ---------------------------------------------------------------------------------------
+BackboneFamily = Literal[
+    "mlp", "convnet", "timm", "torchvision", "hf", "sentence-transformers", "minilm"
+]
+BACKBONE_FAMILIES: tuple[BackboneFamily, ...] = get_args(BackboneFamily)
+BACKBONE_FORMS: tuple[str, ...] = (  # what a space file may write, for messages and docs
+    "mlp",
+    "convnet",
+    "minilm",
+    "timm:<name>",
+    "torchvision:<name>",
+    "hf:<path-or-name>",
+    "sentence-transformers:<path-or-name>",
+)
+BACKBONE_KINDS: dict[BackboneFamily, tuple[InputKind, ...]] = {
+    "mlp": ("tensor",),
+    "convnet": ("tensor", "image"),
+    "timm": ("image",),
+    "torchvision": ("image",),
+    "hf": ("text",),
+    "sentence-transformers": ("text",),
+    "minilm": ("text",),
+}
+MINILM_ALIASES = frozenset(
+    {
+        "minilm",
+        "sentence-transformers:all-MiniLM-L6-v2",
+        "sentence-transformers:sentence-transformers/all-MiniLM-L6-v2",
+    }
+)
+
+# --- training and search -------------------------------------------------------------------------
+OptimizerName = Literal["adam", "adamw", "sgd"]
+
+# Retrieval metrics a search may select on (train's evaluation computes each of them).
+Metric = Literal[
+    "mean_average_precision_at_r",
+    "precision_at_1",
+    "r_precision",
+    "recall_at_1",
+    "recall_at_2",
+    "recall_at_4",
+    "recall_at_8",
+]
+METRICS: tuple[Metric, ...] = get_args(Metric)
+Mode = Literal["max", "min"]
+TEST_PREFIX = "test."  # a metric scored on the test split: test.<metric>
+EPOCH = "epoch"  # every report of a worker says which epoch it closes (0: before training)
+
+SamplerName = Literal["tpe", "random", "grid", "qmc", "cmaes"]
+SchedulerName = Literal["asha", "fifo"]
+
+
+class BackboneNameError(ValueError):
+    """A `model.backbone` string of no known form."""
+
+
+def parse_backbone(name: str) -> tuple[BackboneFamily, str]:
+    """`model.backbone` -> (family, reference after the colon); the minilm aliases give
+    ("minilm", ""). Pure string work, so configuration checks need no model code."""
+    if name in MINILM_ALIASES:
+        return "minilm", ""
+    family, sep, ref = name.partition(":")
+    for known in BACKBONE_FAMILIES:
+        if known in ("mlp", "convnet") and name == known:
+            return known, ""
+        if sep and ref and family == known and known not in ("mlp", "convnet", "minilm"):
+            return known, ref
+    hint = " ('auto' must be resolved to mlp or convnet first)" if name == "auto" else ""
+    raise BackboneNameError(
+        f"unknown model.backbone {name!r}{hint}; valid forms: {', '.join(BACKBONE_FORMS)}"
+    )

@@ -1,0 +1,15 @@
+"""The error every data problem raises, naming the space-file field to fix."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Bad data or data settings, reported against the space-file field that caused it.
+
+    A ValueError so that callers validating a whole config can treat it like any other bad value;
+    `field` lets them attach the message to the right key (e.g. ``data.split``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

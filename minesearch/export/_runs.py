@@ -1,0 +1,93 @@
+"""Which trial `minesearch export REF` means, and its checkpoint exported and logged back.
+
+Everything needed is in MLflow: the parent run holds the resolved space and the search's storage
+path, each child run its trial's last checkpoint path. The network is rebuilt from the space (a
+checkpoint holds weights, not architecture) and the export is logged to the trial's child run, so
+the run a user compares in the UI carries the model that can be taken away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from minesearch.config import SpaceSpec, SpecError
+from minesearch.data import TEXT_TOPICS, load_parts
+from minesearch.export._formats import ExportError, ExportFormat, export_network
+from minesearch.results import TrialResult
+from minesearch.tracking import StoreError, find_trial, log_directory, names, spec_of
+from minesearch.train import CHECKPOINT_FILE, has_checkpoint_file, load_network
+
+EXAMPLE_ROWS = 4  # rows of the source traced through the network
+
+
+def export_run(
+    ref: str, fmt: ExportFormat, out_dir: Path, tracking_uri: str, log: bool = True
+) -> Path:
+    """Export the trial `ref` names (child run id, trial id, ``best``, or a search's parent run
+    id for its best trial) to `out_dir`; with `log`, also into its child run's artifacts."""
+    try:
+        found = find_trial(tracking_uri, ref)
+        raw_spec = spec_of(tracking_uri, found.parent_run_id)
+    except StoreError as err:
+        raise ExportError(str(err)) from None
+    trial = found.trial
+    storage = found.parent_tags.get(names.STORAGE_TAG, "")
+    checkpoint = _checkpoint(trial, storage)
+    spec = _spec(raw_spec, found.parent_run_id)
+    try:
+        parts = load_parts(spec)
+        network = load_network(spec, parts, checkpoint, storage)
+    except (ValueError, SpecError, OSError, RuntimeError) as err:
+        raise ExportError(f"cannot rebuild {_name(trial)} from {checkpoint}: {err}") from None
+    rows = np.arange(min(EXAMPLE_ROWS, len(parts.source)))
+    example = network.preprocess(parts.source.take(rows), False)
+    path = export_network(network, example, fmt, out_dir, _input_column(spec))
+    if log:
+        try:
+            log_directory(tracking_uri, trial.run_id, out_dir, f"{names.EXPORT_DIR}/{fmt}")
+        except StoreError as err:
+            raise ExportError(f"exported to {out_dir}, but {err}") from None
+    return path
+
+
+def _spec(raw: dict[str, object], parent_run_id: str) -> SpaceSpec:
+    try:
+        return SpaceSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ExportError(
+            f"{names.SPEC_ARTIFACT} of search run {parent_run_id} is not a valid space: {err}"
+        ) from None
+
+
+def _checkpoint(trial: TrialResult, storage: str) -> str:
+    """The trial's last checkpoint path, checked on disk when it is local."""
+    path = trial.checkpoint
+    if not path:
+        raise ExportError(
+            f"{_name(trial)} has no checkpoint (tag {names.CHECKPOINT_TAG}): it reported no epoch"
+        )
+    if "://" in path or has_checkpoint_file(path):
+        return path
+    folder = Path(path).parent
+    if folder.is_dir():
+        siblings = sorted(p.name for p in folder.iterdir() if p.name.startswith("checkpoint"))
+        there = f"{folder} holds {', '.join(siblings) or 'no checkpoints'}"
+    else:
+        there = f"{folder} does not exist either (the search's storage: {storage or '?'})"
+    raise ExportError(
+        f"{_name(trial)}'s checkpoint is missing: no {CHECKPOINT_FILE} in {path}; {there}"
+    )
+
+
+def _input_column(spec: SpaceSpec) -> str | None:
+    """The column the trial's data fed it, default of `minesearch embed --input-column`."""
+    if spec.data.source == "parquet":
+        return spec.data.input_column
+    return TEXT_TOPICS[2] if spec.data.source == "text_topics" else None
+
+
+def _name(trial: TrialResult) -> str:
+    return f"trial {trial.trial_id} (run {trial.run_id})"

@@ -1,0 +1,33 @@
+"""models: backbones by name, the embedding head, and a space's network built from the space.
+
+`build_network(spec, source)` is the one way a trial's network is made (training, scoring and
+export all use it, so a checkpoint's weights always fit). Backbones: minesearch's own `mlp` and
+`convnet`, pretrained `timm:`/`torchvision:` image models and Hugging Face text encoders (`hf:`,
+`sentence-transformers:`, `minilm`), loaded from local files only.
+
+Runs in the Ray Train workers, the driver's scoring tasks and `minesearch export`. Imports torch,
+`config` and `data`; transformers, timm and torchvision only when such a backbone is built.
+"""
+
+from minesearch.models._backbone import Backbone, BackboneError
+from minesearch.models._backbones import build_backbone, freeze
+from minesearch.models._heads import EmbeddingNet
+from minesearch.models._network import Network, backbone_name, build_network
+from minesearch.models._text import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
+from minesearch.models._trunks import conv_trunk, mlp_trunk
+
+__all__ = [
+    "MINILM_PACKAGE",
+    "Backbone",
+    "BackboneError",
+    "EmbeddingNet",
+    "MeanPooledEncoder",
+    "Network",
+    "backbone_name",
+    "build_backbone",
+    "build_network",
+    "conv_trunk",
+    "freeze",
+    "minilm_path",
+    "mlp_trunk",
+]

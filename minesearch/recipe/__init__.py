@@ -1,0 +1,29 @@
+"""recipe: one trial's concrete loss, miner and optimiser settings, and what a trial receives.
+
+`Recipe` is what the search proposes and MLflow shows; `TrialConfig` is the frozen contract a
+Tune trial config carries from the driver to the trial actor and on to the Ray Train workers;
+`control_recipe` is the default recipe every search trains beside its trials.
+
+Runs in the driver, the trial actors and the workers. Imports `catalog` and `config` only (no
+Optuna, torch, Ray or MLflow), so that a worker pays for none of the search's libraries.
+"""
+
+from minesearch.recipe._control import (
+    CONTROL_LOSS,
+    PRETRAINED_BACKBONE_LR_FACTOR,
+    control_backbone_lr_factor,
+    control_recipe,
+)
+from minesearch.recipe._recipe import MarginMode, Recipe
+from minesearch.recipe._trial import CONFIG_KEY, TrialConfig
+
+__all__ = [
+    "CONFIG_KEY",
+    "CONTROL_LOSS",
+    "PRETRAINED_BACKBONE_LR_FACTOR",
+    "MarginMode",
+    "Recipe",
+    "TrialConfig",
+    "control_backbone_lr_factor",
+    "control_recipe",
+]

@@ -1,0 +1,76 @@
+"""A recipe: the concrete loss, miner, their parameters as used, and the optimiser settings.
+
+It travels from the search (driver) to the Ray Train workers inside a `TrialConfig`, and into
+MLflow as flat parameters; the constructor arguments are complete (PML defaults filled in), so
+what MLflow shows is what ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from minesearch import catalog
+
+# How the recipe's margins were set; "none" when neither its loss nor its miner has a `margin`.
+MarginMode = Literal["tied", "separate", "default", "none"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    loss: str
+    miner: str = catalog.NO_MINER
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    miner_params: dict[str, Any] = field(default_factory=dict)
+    lr: float = 1.0e-3
+    margin_mode: MarginMode = "default"
+    proxy_lr_factor: float | None = None  # lr multiplier of a trainable loss's own parameters
+    backbone_lr_factor: float | None = None  # lr multiplier of the backbone (None: 1, as the head)
+    weight_miners: bool = False  # a proxy loss with a miner was allowed by the space file
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        return cls(**data)
+
+    @property
+    def tuples(self) -> catalog.Compatibility:
+        return catalog.compatibility(self.loss, self.miner, self.weight_miners)
+
+    def mlflow_params(self) -> dict[str, str]:
+        """Flat `loss.X` / `miner.X` params, so the MLflow UI can sort and filter trials by them."""
+        flat = {"loss": self.loss, "miner": self.miner, "lr": f"{self.lr:.6g}"}
+        flat |= {f"loss.{k}": _fmt(v) for k, v in self.loss_params.items()}
+        flat |= {f"miner.{k}": _fmt(v) for k, v in self.miner_params.items()}
+        flat |= {"margin_mode": self.margin_mode, "tuples": self.tuples}
+        if self.proxy_lr_factor is not None:
+            flat["proxy_lr_factor"] = _fmt(self.proxy_lr_factor)
+        if self.backbone_lr_factor is not None:
+            flat["backbone_lr_factor"] = _fmt(self.backbone_lr_factor)
+        return flat
+
+    def label(self) -> str:
+        """Run name for the MLflow UI, e.g. `TripletMargin+TripletMarginMiner[hard] m=0.2`."""
+        loss = self.loss.removesuffix("Loss")
+        parts = [loss if self.miner == catalog.NO_MINER else f"{loss}+{self.miner}"]
+        if "type_of_triplets" in self.miner_params:
+            parts[0] += f"[{self.miner_params['type_of_triplets']}]"
+        margins = [self.loss_params.get("margin"), self.miner_params.get("margin")]
+        parts += [f"m={_fmt(m)}" for m in sorted({m for m in margins if m is not None})]
+        return " ".join(parts)
+
+    def build(
+        self, num_classes: int | None = None, embedding_size: int | None = None
+    ) -> tuple[Any, Any]:
+        """(loss, miner) PML objects; the miner is None for 'none'. A trainable loss (proxies,
+        class weights) needs the number of training classes and the embedding size."""
+        return (
+            catalog.build_loss(self.loss, self.loss_params, num_classes, embedding_size),
+            catalog.build_miner(self.miner, self.miner_params),
+        )
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,44 @@
+"""What a trial receives: the contract between the driver, the Tune trial actor and the workers.
+
+Tune hands a trainable a plain config dict (it saves and restores it with the experiment), so the
+driver writes `TrialConfig.to_config()` and every reader calls `TrialConfig.from_config()`: the
+dict's keys are spelled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from minesearch.recipe._recipe import Recipe
+
+CONFIG_KEY = "trial"  # the one key minesearch puts in a Tune trial's config
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One trial: the recipe to train, with which seed, and whether to score the test split."""
+
+    recipe: Recipe
+    seed: int | None = None  # None: the space's train.seed; confirmations use new seeds
+    score_test: bool = False  # score the test split at the last epoch (confirmations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "score_test": self.score_test}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
+        seed = data.get("seed")
+        return cls(
+            recipe=Recipe.from_dict(dict(data["recipe"])),
+            seed=None if seed is None else int(seed),
+            score_test=bool(data.get("score_test", False)),
+        )
+
+    def to_config(self) -> dict[str, Any]:
+        """The Tune config of this trial (JSON-able: Tune saves it with the experiment)."""
+        return {CONFIG_KEY: self.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TrialConfig:
+        return cls.from_dict(config[CONFIG_KEY])

@@ -1,0 +1,114 @@
+"""How a `Report` reads as text: the leaderboard, then what the search found and where to look.
+
+`minesearch run` prints it when a search ends and `minesearch report` prints it any time later:
+one text for one result model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from minesearch.config.vocab import TEST_PREFIX
+from minesearch.report._build import Report
+from minesearch.results import SHOWN, Confirmation
+from minesearch.tracking import ui_command
+
+ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
+
+
+def format_report(report: Report) -> str:
+    """The leaderboard, the best recipe and its scores, the test split, the confirmations, the
+    failed trials, and the command that opens the MLflow UI."""
+    lines = [format_leaderboard(report)]
+    search = report.search
+    best = search.best
+    if best is not None:
+        params = best.recipe.mlflow_params() if best.recipe is not None else dict(best.params)
+        lines += ["", f"best recipe ({best.trial_id}): {params}"]
+        lines.append("best scores: " + _scores(best.metrics, SHOWN))
+    for name, trial in (("best", best), ("control", search.control)):
+        test = {
+            k: v for k, v in (trial.metrics if trial else {}).items() if k.startswith(TEST_PREFIX)
+        }
+        if test:
+            lines.append(
+                f"{name} on the test split (scored once, after selection): "
+                + _scores(test, tuple(f"{TEST_PREFIX}{k}" for k in SHOWN), TEST_PREFIX)
+            )
+    if report.confirmations:
+        lines += ["", format_confirmations(report.confirmations, report.metric)]
+    for t in search.searched:
+        if t.status == "failed":
+            reason = (t.error or "").strip()[-ERROR_CHARS:]
+            lines.append(f"failed {t.trial_id} ({t.label}): {reason}")
+    lines += ["", f"compare the trials in MLflow: {ui_command(search.tracking_uri)}"]
+    return "\n".join(lines)
+
+
+def format_leaderboard(report: Report) -> str:
+    """The leaderboard as text: counts by status, the top trials, the control, importances."""
+    search = report.search
+    trials = search.searched
+    lines = [
+        f"search {search.parent_name} ({search.parent_run_id}), experiment {search.experiment}",
+        f"{len(trials)} trials: {report.count('finished')} finished, {report.count('pruned')} "
+        f"pruned, {report.count('failed')} failed"
+        + "".join(f", {report.count(s)} {s}" for s in ("killed", "running") if report.count(s)),
+        "",
+        f"ranked by {report.metric} ({report.mode}) at the last epoch; epoch 0: the untrained model"
+        + (
+            "\nvs control: score - the control's score (the default recipe)"
+            if report.control
+            else ""
+        ),
+    ]
+    if not report.rows:
+        return "\n".join([*lines, "no trial has a score yet"])
+    vs = f"  {'vs control':>10}" if report.control else ""
+    lines.append(
+        f"{'rank':>4}  {'score':>7}  {'epoch 0':>7}{vs}  {'epochs':>6}  {'status':<8}  recipe"
+    )
+    for row in report.rows:
+        delta = f"  {_num(row.delta, signed=True):>10}" if report.control else ""
+        lines.append(
+            f"{row.rank:>4}  {row.score:>7.4f}  {_num(row.baseline):>7}{delta}  {row.epochs:>6}  "
+            f"{row.trial.status:<8}  {row.trial.label}"
+        )
+    ranked = report.ranked
+    if report.control is not None and report.control in ranked:
+        place = ranked.index(report.control) + 1
+        lines.append(
+            f"the control ranks {place} of {len(ranked)} with {report.score(report.control):.4f}: "
+            f"{report.control.label}"
+        )
+    elif report.control is not None:
+        lines.append(f"the control has no score ({report.control.status}): {report.control.label}")
+    if report.importance:
+        rated = ", ".join(f"{k} {v:.2f}" for k, v in report.importance.items())
+        lines += ["", f"parameter importance (fANOVA over finished trials): {rated}"]
+        if report.unrated:
+            lines.append(f"  not rated (set for some recipes only): {', '.join(report.unrated)}")
+    return "\n".join(lines)
+
+
+def format_confirmations(confirmations: list[Confirmation], metric: str) -> str:
+    seeds = max((len(c.scores) + c.failed for c in confirmations), default=0)
+    lines = [f"confirmation on the test split: {seeds} new seeds per recipe, mean ± 95% CI"]
+    lines.append(f"{'rank':>4} {'test ' + metric[:18]:>24} {'seeds':>5}  recipe")
+    for c in confirmations:
+        mean, half = c.interval(metric)
+        shown = f"{mean:.4f} ± {half:.4f}" if math.isfinite(half) else f"{mean:.4f}"
+        note = f" ({c.failed} failed)" if c.failed else ""
+        lines.append(f"{c.rank:>4} {shown:>24} {len(c.scores):>5}  {c.recipe.label()}{note}")
+    return "\n".join(lines)
+
+
+def _scores(metrics: Mapping[str, float], keys: tuple[str, ...], strip: str = "") -> str:
+    return ", ".join(f"{k.removeprefix(strip)}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"

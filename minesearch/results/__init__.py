@@ -1,0 +1,48 @@
+"""results: what a search produced, as one model read by the driver and by `minesearch report`.
+
+`SearchResult` holds a search's parent run and every child run as a `TrialResult` (role, status,
+recipe, last metrics, checkpoint); `rank` orders them on the search metric; `confirmations`
+groups `--confirm` re-runs into mean ± 95% CI per recipe. `minesearch.tracking.read_search`
+builds it from MLflow, so a search is read the same way while it ends and years later.
+
+Pure data and arithmetic: runs in the driver and the CLI; imports `config` and `recipe` (and
+scipy for an interval); never MLflow, Ray or torch.
+"""
+
+from minesearch.results._confirm import (
+    SEED_OFFSET,
+    Confirmation,
+    confirmation_seeds,
+    confirmations,
+    mean_ci95,
+)
+from minesearch.results._trials import (
+    ROLES,
+    SHOWN,
+    STATUSES,
+    Role,
+    SearchResult,
+    Status,
+    TrialResult,
+    rank,
+    recipe_key,
+    top_recipes,
+)
+
+__all__ = [
+    "ROLES",
+    "SEED_OFFSET",
+    "SHOWN",
+    "STATUSES",
+    "Confirmation",
+    "Role",
+    "SearchResult",
+    "Status",
+    "TrialResult",
+    "confirmation_seeds",
+    "confirmations",
+    "mean_ci95",
+    "rank",
+    "recipe_key",
+    "top_recipes",
+]

@@ -1,0 +1,74 @@
+"""`--confirm K,S` read back: each top recipe's test-split scores over S new seeds, mean ± 95% CI.
+
+One search run per recipe is a sample of one: a recipe can top the leaderboard through a lucky
+initialisation or batch order. Re-training with other seeds and reporting the mean with its 95%
+confidence interval (Student t, S-1 degrees of freedom) on the class-disjoint test split says
+whether the winner's lead is larger than the seed noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from minesearch.config.vocab import TEST_PREFIX
+from minesearch.recipe import Recipe
+from minesearch.results._trials import SearchResult, recipe_key, top_recipes
+
+SEED_OFFSET = 1000  # confirmation seeds: train.seed + 1000 + i, disjoint from the search's seed
+
+
+def confirmation_seeds(train_seed: int, seeds: int) -> list[int]:
+    return [train_seed + SEED_OFFSET + i for i in range(seeds)]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan for fewer than 2 values)."""
+    from scipy import stats  # only where an interval is computed: its import is slow
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    t = float(stats.t.ppf(0.975, len(values) - 1))
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One recipe's test-split scores over the confirmation seeds."""
+
+    rank: int  # 1 = the search's best
+    recipe: Recipe
+    scores: list[dict[str, float]]  # one per seed that finished, test.* metrics
+    failed: int  # seeds whose run failed
+
+    def interval(self, metric: str) -> tuple[float, float]:
+        values = [s[TEST_PREFIX + metric] for s in self.scores if TEST_PREFIX + metric in s]
+        return mean_ci95(values) if values else (math.nan, math.nan)
+
+
+def confirmations(search: SearchResult) -> list[Confirmation]:
+    """The confirmation runs of `search`, grouped by recipe, ranked as their recipes were in the
+    search (the top K distinct recipes are what `--confirm K,S` re-trains)."""
+    runs = search.of_role("confirm")
+    by_key: dict[str, list[dict[str, float]]] = {}
+    failed: dict[str, int] = {}
+    for run in runs:
+        if run.recipe is None:
+            continue
+        key = recipe_key(run.recipe)
+        test = {k: v for k, v in run.metrics.items() if k.startswith(TEST_PREFIX)}
+        by_key.setdefault(key, [])
+        failed.setdefault(key, 0)
+        if run.status == "finished" and test:
+            by_key[key].append(test)
+        else:
+            failed[key] += 1
+    ranked = [t.recipe for t in search.ranked if t.recipe is not None]
+    top = top_recipes(ranked, len(by_key)) if by_key else []
+    return [
+        Confirmation(place, recipe, by_key[recipe_key(recipe)], failed[recipe_key(recipe)])
+        for place, recipe in enumerate(top, start=1)
+        if recipe_key(recipe) in by_key
+    ]

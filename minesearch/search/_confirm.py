@@ -1,0 +1,67 @@
+"""`--confirm K,S`: the top K recipes trained again with S new seeds, scored on the test split.
+
+The seeds are new (not the search's), so a confirmation never replays the run that won the
+selection; `minesearch.results.confirmations` reads the runs back as mean ± 95% CI per recipe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minesearch.config import SpaceSpec
+from minesearch.recipe import Recipe, TrialConfig
+from minesearch.results import confirmation_seeds
+from minesearch.search._callback import MlflowTrialCallback
+from minesearch.search._trial import TrialSetup, run_fixed
+
+
+class ConfirmError(ValueError):
+    """A `--confirm` value that cannot work: names the option and what it needs."""
+
+
+def parse_confirm(text: str) -> tuple[int, int]:
+    """`K,S` -> (K, S); S >= 2 because a confidence interval needs a spread."""
+    parts = text.split(",")
+    try:
+        top, seeds = (int(p) for p in parts)
+    except ValueError:
+        raise ConfirmError(
+            f"--confirm: expected K,S (two integers, e.g. 3,5), got {text!r}"
+        ) from None
+    if top < 1 or seeds < 2:
+        raise ConfirmError(
+            f"--confirm: K >= 1 recipes and S >= 2 seeds (an interval needs 2), got {text!r}"
+        )
+    return top, seeds
+
+
+def confirm_errors(spec: SpaceSpec) -> list[str]:
+    if spec.data.split.test <= 0:
+        return [
+            "--confirm: scores the test split, but data.split.test is 0; give the space a test "
+            "split (a fraction of the classes, e.g. 0.2)"
+        ]
+    return []
+
+
+def run_confirm(
+    setup: TrialSetup,
+    name: str,
+    uri: str,
+    parent_run_id: str,
+    trial_params: dict[str, Any],
+    recipes: list[Recipe],
+    seeds: int,
+    at_once: int,
+) -> None:
+    """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`)."""
+    spec = setup.spec
+    trials = [
+        TrialConfig(recipe, seed=seed, score_test=True)
+        for recipe in recipes
+        for seed in confirmation_seeds(spec.train.seed, seeds)
+    ]
+    callback = MlflowTrialCallback(
+        uri, parent_run_id, trial_params, spec.train.epochs, role="confirm"
+    )
+    run_fixed(setup, f"{name}-confirm", trials, callback, at_once)

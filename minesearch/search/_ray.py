@@ -1,0 +1,93 @@
+"""Ray for a search: a local Ray sized to this machine, or a cluster; devices and concurrency.
+
+The driver resolves everything path-like (storage) to absolute values before Ray starts, since
+Tune and Train change the working directory of the processes they start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from minesearch.config import SpaceSpec
+
+
+class ClusterTooSmall(ValueError):
+    """One trial needs more than the whole cluster has: it would wait forever."""
+
+
+def resolve_storage(path: str) -> str:
+    """Local paths become absolute (Tune changes cwd); URIs (s3://, gs://, ...) stay as given."""
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def with_device(spec: SpaceSpec, resources: dict[str, float]) -> SpaceSpec:
+    """`train.use_gpu: auto` resolved against the cluster Ray reports."""
+    if spec.train.use_gpu != "auto":
+        return spec
+    use_gpu = resources.get("GPU", 0.0) > 0
+    return spec.model_copy(update={"train": spec.train.model_copy(update={"use_gpu": use_gpu})})
+
+
+def concurrency(spec: SpaceSpec, resources: dict[str, float], local: bool) -> int:
+    """Trials at once: what the file asks, capped by what the cluster can hold side by side."""
+    train = spec.train
+    if train.use_gpu is True:
+        need, have, unit = float(train.workers), resources.get("GPU", 0.0), "GPU"
+    else:
+        need, have, unit = train.workers * train.cpus_per_worker, resources.get("CPU", 0.0), "CPU"
+    fits = int(have // need)
+    if fits == 0 and local:
+        raise ClusterTooSmall(
+            f"train.workers: one trial needs {need:g} {unit} but this machine has {have:g}; "
+            "lower train.workers / train.cpus_per_worker or run on a cluster (--address)"
+        )
+    return max(1, min(spec.search.concurrent, fits)) if fits else spec.search.concurrent
+
+
+def start_ray(address: str | None, extra: dict[str, Any]) -> bool:
+    """Connect to a cluster or start a local Ray; True when Ray is this machine alone.
+
+    A local Ray cannot grow, so a trial larger than it is an error; a cluster may autoscale.
+    """
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
+        if local:
+            kwargs |= local_ray_options()
+        ray.init(address=address, **(kwargs | extra))
+    return local
+
+
+def local_ray_options() -> dict[str, Any]:
+    """ray.init arguments for a Ray on this machine: its own dashboard port, named to its jobs.
+
+    Ray Train's placement-group cleaner (which frees the CPUs of a trial ASHA stopped) finds its
+    cluster through the state API; with a second Ray on the machine (another search, a test) its
+    auto-detection fails, the group leaks and the next trial waits forever. RAY_API_SERVER_ADDRESS
+    names the right dashboard.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return {
+        "include_dashboard": True,
+        "dashboard_port": port,
+        "runtime_env": local_runtime_env(port),
+    }
+
+
+def local_runtime_env(dashboard_port: int | None = None) -> dict[str, Any]:
+    """Ray Train's controller polls workers every 2 s and a worker's second report waits for the
+    poll (a result queue of size 1): on a laptop that is most of a small epoch. Poll faster there;
+    clusters keep Ray's default (their epochs are long, and the env belongs to their job)."""
+    interval = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}
+    if dashboard_port is not None:
+        env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
+    return {"env_vars": env}

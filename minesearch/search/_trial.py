@@ -1,0 +1,96 @@
+"""A trial: a Tune function trainable that runs one recipe as a Ray Train job.
+
+The trial process itself does no training; it builds a TorchTrainer whose data-parallel workers run
+`train_loop_per_worker` and forwards rank 0's per-epoch reports to Tune (TuneReportCallback), where
+the scheduler may stop the trial early. It asks Ray for memory, not CPU: CPUs belong to the Train
+workers, and a trial process holding one would deadlock a 2-core machine (docs/architecture.md,
+"Ray").
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import ray.train
+import ray.tune
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from minesearch.config import SpaceSpec, TrainSpec
+from minesearch.recipe import CONFIG_KEY, TrialConfig
+from minesearch.train import train_loop_per_worker, worker_config
+
+TRIAL_PROCESS_MEMORY = 256 * 1024**2  # bytes reserved for the (idle) trial process
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial shares: the validated space and where Ray Train writes."""
+
+    spec: SpaceSpec
+    storage_path: str
+
+
+def train_storage(storage_path: str) -> str:
+    """Ray Train's storage under the search's: posix joining, so s3://bucket stays a URI
+    (pathlib would fold it into s3:/bucket)."""
+    return posixpath.join(storage_path, "train")
+
+
+def worker_resources(train: TrainSpec) -> dict[str, float]:
+    resources = {"CPU": float(train.cpus_per_worker)}
+    if train.use_gpu is True:
+        resources["GPU"] = 1.0
+    return resources
+
+
+def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """Tune trainable: train the config's `TrialConfig` with `train.workers` workers."""
+    trial_id = ray.tune.get_context().get_trial_id()
+    train = setup.spec.train
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=worker_config(setup.spec, TrialConfig.from_config(config)),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=train.workers,
+            use_gpu=train.use_gpu is True,
+            resources_per_worker=worker_resources(train),
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"trial-{trial_id}",
+            storage_path=train_storage(setup.storage_path),
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # a Train V2 callback
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
+        ),
+    )
+    trainer.fit()
+
+
+def trainable(setup: TrialSetup) -> Any:
+    """`run_trial` with its setup bound and its resources declared, ready for `tune.Tuner`."""
+    return ray.tune.with_resources(
+        ray.tune.with_parameters(run_trial, setup=setup), {"memory": TRIAL_PROCESS_MEMORY}
+    )
+
+
+def run_fixed(
+    setup: TrialSetup,
+    name: str,
+    trials: list[TrialConfig],
+    callback: ray.tune.Callback,
+    at_once: int = 1,
+) -> ray.tune.ResultGrid:
+    """Trials of recipes chosen beforehand, outside the search (no sampler, no early stopping):
+    the control and the confirmations. Their own Tune run, so no sampler ever counts them."""
+    tuner = ray.tune.Tuner(
+        trainable(setup),
+        param_space={CONFIG_KEY: ray.tune.grid_search([t.to_dict() for t in trials])},
+        tune_config=ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once),
+        run_config=ray.tune.RunConfig(
+            name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=0
+        ),
+    )
+    return tuner.fit()

@@ -1,0 +1,58 @@
+"""tracking: MLflow, and nothing else imports it.
+
+A search is one parent run (`ParentRun`: the space, the resolved spec, the outcome) with one child
+run per trial (`ChildRuns`, written from the driver by the search's Tune callback). `read_search`
+reads a search back into `minesearch.results`, for the driver at the end of a search and for
+`minesearch report` / `export` any time later. `names` owns every tag, prefix and artifact name.
+
+Runs in the Tune driver and the CLI; never in a trial actor or a Ray Train worker. Imports mlflow,
+`config`, `recipe` and `results`.
+"""
+
+from minesearch.tracking import names
+from minesearch.tracking._artifacts import log_directory, log_files
+from minesearch.tracking._children import ChildRuns, OpenRun
+from minesearch.tracking._parent import ParentRun
+from minesearch.tracking._read import (
+    BEST,
+    FoundTrial,
+    Series,
+    find_search,
+    find_trial,
+    metric_history,
+    read_search,
+    spec_of,
+)
+from minesearch.tracking._store import (
+    StoreError,
+    existing_store,
+    experiment_id,
+    local_artifact_root,
+    missing_store,
+    resolve_tracking_uri,
+    ui_command,
+)
+
+__all__ = [
+    "BEST",
+    "ChildRuns",
+    "FoundTrial",
+    "OpenRun",
+    "ParentRun",
+    "Series",
+    "StoreError",
+    "existing_store",
+    "experiment_id",
+    "find_search",
+    "find_trial",
+    "local_artifact_root",
+    "log_directory",
+    "log_files",
+    "metric_history",
+    "missing_store",
+    "names",
+    "read_search",
+    "resolve_tracking_uri",
+    "spec_of",
+    "ui_command",
+]

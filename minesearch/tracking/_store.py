@@ -1,0 +1,95 @@
+"""Which MLflow store, made absolute in the driver; a client on it; the command that opens its UI.
+
+MLflow's default store is `sqlite:///mlflow.db` relative to the *current directory*, and Tune and
+Train change directory: every URI is resolved to an absolute one (or a server URL) before Ray
+starts, and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+DEFAULT_STORE = "mlflow.db"
+
+
+class StoreError(LookupError):
+    """The store, experiment or run asked for does not exist; the message says which."""
+
+
+def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str:
+    """Space file URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db; local stores made absolute."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    base = cwd or Path.cwd()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{(base / uri.removeprefix('sqlite:///')).resolve()}"
+    if uri.startswith("file:"):
+        return (base / uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
+    if "://" not in uri:  # a bare path means a file store directory
+        return (base / uri).resolve().as_uri()
+    return uri
+
+
+def local_artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts next to a local SQLite store (MLflow would otherwise use ./mlruns of the cwd)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The exact command that opens the MLflow UI on this store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    store = (
+        tracking_uri.removeprefix("file://") if tracking_uri.startswith("file:") else tracking_uri
+    )
+    root = local_artifact_root(tracking_uri)
+    artifacts = f" --default-artifact-root '{root}'" if root else ""
+    return f"mlflow ui --backend-store-uri '{store}'{artifacts} --host 127.0.0.1 --port 5000"
+
+
+def missing_store(tracking_uri: str) -> Path | None:
+    """The SQLite file a tracking URI names when it does not exist: reading commands check it,
+    since MLflow would silently create an empty store there."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return path
+    return None
+
+
+def existing_store(tracking_uri: str, hint: str = "give --tracking-uri") -> MlflowClient:
+    """A client on a store that exists (for commands that only read)."""
+    if (path := missing_store(tracking_uri)) is not None:
+        raise StoreError(f"no MLflow store at {path} ({hint})")
+    return MlflowClient(tracking_uri)
+
+
+def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    """The experiment called `name`, created (artifacts beside a local store) if it is new."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    root = local_artifact_root(tracking_uri)
+    location = f"{root}/{name}" if root else None
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+@contextlib.contextmanager
+def no_progress_bar() -> Iterator[None]:
+    """MLflow draws a tqdm bar per artifact transfer on stderr, ahead of our messages."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before

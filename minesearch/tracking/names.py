@@ -1,0 +1,34 @@
+"""Every MLflow name minesearch writes and reads: tags, parameter and metric prefixes, artifacts.
+
+The search writes them, `minesearch report` and `minesearch export` read them, possibly years
+later: one spelling each, here, so that renaming one cannot silently break a reader.
+"""
+
+from __future__ import annotations
+
+# --- tags ----------------------------------------------------------------------------------------
+SEARCH_TAG = "minesearch.search"  # "parent" on a search's parent run
+TRIAL_TAG = "minesearch.trial_id"  # a child run's Tune trial id
+ROLE_TAG = "minesearch.role"  # a child run's role: trial, control or confirm (results.ROLES)
+RECIPE_TAG = "minesearch.recipe"  # a child run's exact recipe, as JSON
+STORAGE_TAG = "minesearch.storage"  # on the parent: the search's Ray storage path
+CHECKPOINT_TAG = "minesearch.checkpoint"  # a child run's last checkpoint (in that storage)
+INTERRUPTED_TAG = "minesearch.interrupted"  # an interrupted search or trial; cleared on resume
+STOPPED_TAG = "minesearch.stopped"  # a KILLED child run that the scheduler stopped early
+ERROR_TAG = "minesearch.error"  # a FAILED child run's reason
+ORPHAN_TAG = "minesearch.orphan"  # a child run deleted on resume, with why
+BEST_TAG = "best.trial_id"  # on the parent, when the search finishes: its best trial
+PARENT_VALUE = "parent"  # SEARCH_TAG's value
+
+# --- parameter and metric prefixes on the parent run ---------------------------------------------
+BEST_PREFIX = "best."  # the best trial's recipe (params) and scores (metrics)
+EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training
+CONTROL_PREFIX = "control."  # the control's scores
+CONFIRM_PREFIX = "confirm."  # confirm.<rank>.test.<metric>.mean / .ci95, confirm.<rank>.seeds
+
+# --- artifacts -----------------------------------------------------------------------------------
+SPEC_ARTIFACT = "resolved_spec.json"  # on the parent: the validated space, every default filled
+TRIAL_CONFIG_ARTIFACT = "trial_config.json"  # on a child: the Tune config the trial received
+REPORT_DIR = "report"  # on the parent: the report's plots and leaderboard
+LEADERBOARD_ARTIFACT = f"{REPORT_DIR}/leaderboard.txt"
+EXPORT_DIR = "export"  # on a child: export/<format>/ with the model and preprocess.json

@@ -1,0 +1,261 @@
+"""The Ray Train worker loop: setup -> (evaluate epoch 0) -> train epoch -> evaluate -> report.
+
+Runs in every data-parallel worker of a trial. Everything it needs arrives in `config` (the space
+and the `TrialConfig`, see `worker_config`): under Ray nothing global reaches a worker. Mining and
+the loss see the global batch through PML's distributed wrappers, so a miner finds hard negatives
+across shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+from pytorch_metric_learning.utils import common_functions as pml_common
+from torch import nn
+
+from minesearch.config import SpaceSpec
+from minesearch.data import Parts, Preprocess, load_parts
+from minesearch.models import build_network, freeze
+from minesearch.recipe import Recipe, TrialConfig
+from minesearch.train._batches import ClassBalancedBatches
+from minesearch.train._checkpoint import TrainingState
+from minesearch.train._embed import embed_rows, to_device
+from minesearch.train._evaluation import retrieval_scores
+from minesearch.train._optimizer import make_optimizer, param_groups
+from minesearch.train._scoring import test_scores
+from minesearch.train._step import for_world, loss_and_grads
+from minesearch.train._telemetry import (
+    Difficulty,
+    nonzero_loss_share,
+    recipe_margin,
+    rss_anon_mb,
+    triplet_difficulty,
+)
+
+TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
+
+
+@dataclass
+class WorkerState:
+    """What one worker holds for the life of a trial."""
+
+    model: nn.Module  # DDP-wrapped when world > 1
+    loss_fn: nn.Module
+    miner: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    batches: ClassBalancedBatches
+    parts: Parts  # the source (labels in memory, inputs fetched per batch) and its split
+    train_labels: np.ndarray  # int64, 0..C-1 over the training classes (proxies index by label)
+    preprocess: Preprocess
+    device: torch.device
+    rank: int
+    world: int
+    seed: int
+    margin: float  # what mining telemetry classifies triplets under
+
+
+def worker_config(spec: SpaceSpec, trial: TrialConfig) -> dict[str, Any]:
+    """TorchTrainer's `train_loop_config` for one trial (Ray pickles it to every worker)."""
+    return {"spec": spec, "trial": trial}
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point given to TorchTrainer, with `worker_config`'s dict."""
+    quiet_libraries()
+    started = time.time()
+    spec: SpaceSpec = config["spec"]
+    trial: TrialConfig = config["trial"]
+    if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
+    state = setup(spec, trial.recipe)
+    start = restore(state)
+    if start >= spec.train.epochs:
+        # Trained to the end before its driver died: Tune still needs this trial's final result.
+        report(state, start, {})
+    elif start == 0:
+        report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
+    for epoch in range(start + 1, spec.train.epochs + 1):
+        stats = train_epoch(state, epoch)
+        if trial.score_test and epoch == spec.train.epochs and state.rank == 0:
+            stats |= test_scores(state.parts, unwrap(state.model), state.preprocess, state.device)
+        report(state, epoch, stats)
+
+
+def quiet_libraries() -> None:
+    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log.
+    PML's statistics are switched on for the telemetry."""
+    for name in ("PML", "faiss.loader"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    pml_common.COLLECT_STATS = True  # reducers count non-zero-loss tuples (telemetry)
+    # DDP warns about conv weights with one input channel; harmless for these sizes.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+
+
+def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
+    """This Ray Train worker's state: its rank, its device, the model wrapped in DDP."""
+    ctx = ray.train.get_context()
+    torch.set_num_threads(max(1, int(spec.train.cpus_per_worker)))
+    return build_state(
+        spec,
+        recipe,
+        ctx.get_world_rank(),
+        ctx.get_world_size(),
+        ray.train.torch.get_device(),
+        ray.train.torch.prepare_model,
+    )
+
+
+def build_state(
+    spec: SpaceSpec,
+    recipe: Recipe,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device | None = None,
+    prepare: Callable[[nn.Module], nn.Module] | None = None,
+) -> WorkerState:
+    """A worker's state for `recipe`; without Ray (rank 0 of 1, on the CPU, no DDP) it is what
+    the benches train in-process, with the same steps as a trial."""
+    device = device or torch.device("cpu")
+    torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
+    parts = load_parts(spec)
+    train_labels = contiguous(parts.labels("train"))
+    network = build_network(spec, parts.source)
+    freeze(network.backbone, spec.model.train_last_blocks)
+    model = prepare(network.model) if prepare is not None else network.model.to(device)
+    num_classes = len(np.unique(train_labels))
+    loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
+    loss_fn = loss_fn.to(device)
+    loss_fn, miner = for_world(loss_fn, miner, world)  # mining sees the global batch
+    groups = param_groups(network, recipe)
+    if own := list(loss_fn.parameters()):  # proxies / class weights learn at their own rate
+        groups.append({"params": own, "lr": recipe.lr * (recipe.proxy_lr_factor or 1.0)})
+    batches = ClassBalancedBatches(
+        train_labels,
+        spec.train.batch.classes,
+        spec.train.batch.per_class,
+        world_size=world,
+        rank=rank,
+        seed=spec.train.seed,
+    )
+    return WorkerState(
+        model=model,
+        loss_fn=loss_fn,
+        miner=miner,
+        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, spec.train.weight_decay),
+        batches=batches,
+        parts=parts,
+        train_labels=train_labels,
+        preprocess=network.preprocess,
+        device=device,
+        rank=rank,
+        world=world,
+        seed=spec.train.seed,
+        margin=recipe_margin(recipe.loss_params, recipe.miner_params),
+    )
+
+
+def contiguous(labels: np.ndarray) -> np.ndarray:
+    """Training labels as 0..C-1: proxy and classification losses index their weights by label."""
+    _, dense = np.unique(labels, return_inverse=True)
+    return dense.astype(np.int64).reshape(-1)
+
+
+def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
+    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges."""
+    state.batches.set_epoch(epoch)
+    state.model.train()
+    rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
+    generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
+    started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
+    difficulty, telemetry_s, peak_anon = Difficulty(), 0.0, rss_anon_mb()
+    for step, idx in enumerate(state.batches):
+        raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
+        x = to_device(state.preprocess(raw, True, generator), state.device)
+        y = labels[idx].to(state.device)
+        state.optimizer.zero_grad(set_to_none=True)
+        try:
+            outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
+        state.optimizer.step()
+        if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
+            tick = time.perf_counter()
+            difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
+            if (share := nonzero_loss_share(state.loss_fn)) is not None:
+                difficulty.nonzero.append(share)
+            if peak_anon is not None:  # sampled: a worker's memory peaks inside steps
+                peak_anon = max(peak_anon, rss_anon_mb() or 0.0)
+            telemetry_s += time.perf_counter() - tick
+        losses.append(outcome.loss)
+        samples += len(idx)
+        if outcome.tuples is not None:
+            tuples.append(outcome.tuples)
+            empty += outcome.tuples == 0
+    seconds = time.perf_counter() - started
+    stats = {
+        "train_loss": float(np.mean(losses)),
+        "epoch_time_s": seconds,
+        "samples_per_s": samples * state.world / max(seconds, 1e-9),
+        "telemetry_share": telemetry_s / max(seconds, 1e-9),  # its cost, as a share of the epoch
+        **difficulty.shares(),
+    }
+    if peak_anon is not None:
+        stats["memory.rss_anon_peak_mb"] = peak_anon
+    if tuples:
+        stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
+    return stats
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP: evaluation on rank 0 alone must not enter DDP's collectives."""
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, nn.Module)
+    return inner
+
+
+def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
+    """All ranks report (it is a barrier); rank 0 evaluates and writes the checkpoint."""
+    metrics: dict[str, float] = {"epoch": epoch, **stats}
+    if (anon := rss_anon_mb()) is not None:
+        metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
+    if state.rank != 0:
+        ray.train.report(metrics)
+        return
+    parts, val = state.parts, state.parts.rows("val")
+    embeddings = embed_rows(unwrap(state.model), state.preprocess, parts.source, val, state.device)
+    scores = retrieval_scores(embeddings, parts.labels("val"))
+    metrics |= scores.as_metrics()
+    if any(not math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
+    with tempfile.TemporaryDirectory() as tmp:
+        TrainingState(
+            epoch=epoch,
+            model=unwrap(state.model).state_dict(),
+            loss=state.loss_fn.state_dict(),
+            optimizer=state.optimizer.state_dict(),
+        ).save(tmp)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def restore(state: WorkerState) -> int:
+    """Load the last checkpoint if Ray Train hands one over; return the epoch to continue after."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        saved = TrainingState.load(directory)
+    unwrap(state.model).load_state_dict(saved.model)
+    state.loss_fn.load_state_dict(saved.loss)
+    state.optimizer.load_state_dict(saved.optimizer)
+    return saved.epoch

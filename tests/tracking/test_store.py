@@ -1,0 +1,37 @@
+"""Which MLflow store: URI resolution and the command that opens its UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from minesearch.tracking import resolve_tracking_uri, ui_command
+
+
+def test_relative_sqlite_uri_becomes_absolute(tmp_path: Path) -> None:
+    assert (
+        resolve_tracking_uri("sqlite:///runs/m.db", tmp_path) == f"sqlite:///{tmp_path}/runs/m.db"
+    )
+    assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+
+
+def test_default_is_sqlite_in_cwd_and_env_wins_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db", tmp_path) == f"sqlite:///{tmp_path}/x.db"
+
+
+def test_file_store_paths_become_file_uris(tmp_path: Path) -> None:
+    assert resolve_tracking_uri("mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+    assert resolve_tracking_uri("file:./mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+
+
+def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
+    command = ui_command(f"sqlite:///{tmp_path}/m.db")
+    assert f"--backend-store-uri 'sqlite:///{tmp_path}/m.db'" in command
+    assert "--host 127.0.0.1" in command
+    assert f"--default-artifact-root '{(tmp_path / 'mlartifacts').as_uri()}'" in command

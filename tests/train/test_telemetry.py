@@ -1,0 +1,79 @@
+"""Mining telemetry against brute force on tiny hand-built batches."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from pytorch_metric_learning import losses
+from pytorch_metric_learning.utils import common_functions
+
+from minesearch.train._telemetry import (
+    Difficulty,
+    nonzero_loss_share,
+    recipe_margin,
+    triplet_difficulty,
+)
+
+
+def brute(emb: torch.Tensor, labels: torch.Tensor, margin: float) -> tuple[int, int, int]:
+    counts = [0, 0, 0]
+    n = len(labels)
+    for a, p, q in itertools.product(range(n), repeat=3):
+        if a == p or labels[a] != labels[p] or labels[a] == labels[q]:
+            continue
+        m = float(torch.dist(emb[a], emb[q]) - torch.dist(emb[a], emb[p]))
+        counts[0 if m <= 0 else 1 if m <= margin else 2] += 1
+    return counts[0], counts[1], counts[2]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_difficulty_matches_brute_force(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    emb = torch.nn.functional.normalize(torch.randn(12, 4, generator=generator), dim=1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    for margin in (0.05, 0.3, 1.0):
+        assert triplet_difficulty(emb, labels, margin) == brute(emb, labels, margin)
+
+
+def test_hand_built_batch() -> None:
+    # Class 0 at x=0 and x=0.1, class 1 at x=1: from either class-0 anchor the negative is far.
+    emb = torch.tensor([[0.0], [0.1], [1.0], [1.05]])
+    labels = torch.tensor([0, 0, 1, 1])
+    hard, semihard, easy = triplet_difficulty(emb, labels, margin=0.5)
+    assert (hard, semihard, easy) == (0, 0, 8)
+    assert triplet_difficulty(emb, labels, margin=2.0) == (0, 8, 0)
+
+
+def test_shares_sum_to_one_and_empty_epoch_logs_nothing() -> None:
+    d = Difficulty()
+    assert d.shares() == {}
+    d.add((1, 2, 1))
+    d.nonzero += [0.5, 1.0]
+    shares = d.shares()
+    assert shares["mining.hard"] == 0.25 and shares["mining.semihard"] == 0.5
+    assert shares["mining.nonzero_loss"] == 0.75
+
+
+def test_nonzero_share_from_pml_reducer_stats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common_functions, "COLLECT_STATS", True)
+    emb = torch.tensor([[0.0, 1.0], [0.0, 0.9], [1.0, 0.0], [0.9, 0.1]])
+    emb = torch.nn.functional.normalize(emb, dim=1)
+    labels = torch.tensor([0, 0, 1, 1])
+    loss = losses.TripletMarginLoss(margin=0.05)
+    loss(emb, labels)
+    assert nonzero_loss_share(loss) == 0.0  # well separated: every triplet satisfies the margin
+    loss = losses.TripletMarginLoss(margin=5.0)
+    loss(emb, labels)
+    assert nonzero_loss_share(loss) == 1.0
+    contrastive = losses.ContrastiveLoss()
+    contrastive(emb, labels)
+    assert nonzero_loss_share(contrastive) is not None
+    assert nonzero_loss_share(torch.nn.Linear(1, 1)) is None
+
+
+def test_recipe_margin() -> None:
+    assert recipe_margin({"margin": 0.05}, {"margin": 0.3}) == 0.3
+    assert recipe_margin({"margin": 0.05}, {}) == 0.05
+    assert recipe_margin({"pos_margin": 0.0}, {}) == 0.2
