@@ -11,7 +11,12 @@ and yaml: never torch, Ray or MLflow (docs/architecture.md).
 """
 
 from minesearch.config import vocab
-from minesearch.config._checks import backbone_errors, data_kind
+from minesearch.config._checks import (
+    backbone_errors,
+    data_kind,
+    resolved_backbone,
+    trainable_errors,
+)
 from minesearch.config._keys import RECIPE_KEYS, Owner, declared, key_error, key_for, targets
 from minesearch.config._load import SpecError, load_spec, parse_spec
 from minesearch.config._params import (
@@ -71,7 +76,9 @@ __all__ = [
     "param_errors",
     "parse_spec",
     "resolve_constant",
+    "resolved_backbone",
     "targets",
+    "trainable_errors",
     "usable_miners",
     "vocab",
 ]

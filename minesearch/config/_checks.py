@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from minesearch import catalog
-from minesearch.config._params import DEFAULT_LOSS, Range, param_errors
+from minesearch.config._params import DEFAULT_LOSS, Range, as_choices, param_errors
 from minesearch.config._schema import DataSpec, SpaceSpec
 from minesearch.config.vocab import (
     BACKBONE_KINDS,
     KIND_OF_INPUT_TYPE,
     KIND_OF_SOURCE,
     PATH_SOURCES,
+    SAME_WIDTH_HEADS,
     BackboneNameError,
     InputKind,
     parse_backbone,
@@ -30,6 +31,7 @@ def semantic_errors(spec: SpaceSpec) -> list[str]:
     problems += sampler_errors(spec)
     problems += path_errors(spec.data)
     problems += backbone_errors(spec)
+    problems += head_errors(spec)
     problems += batch_errors(spec)
     classes, workers = spec.train.batch.classes, spec.train.workers
     if classes % workers:
@@ -70,6 +72,40 @@ def batch_errors(spec: SpaceSpec) -> list[str]:
         if name in catalog.LOSSES
         and (why := catalog.batch_error(name, batch.classes, batch.per_class)) is not None
     ]
+
+
+def head_errors(spec: SpaceSpec) -> list[str]:
+    """A head that keeps the backbone's width cannot also be given another width."""
+    searched = as_choices(spec.search.params.get("head"), [])
+    same = [h for h in dict.fromkeys([spec.model.head, *searched]) if h in SAME_WIDTH_HEADS]
+    if spec.model.embedding_dim is None or not same:
+        return []
+    return [
+        f"model.embedding_dim: {spec.model.embedding_dim}, but head {same[0]!r} keeps the "
+        "backbone's width (none: its own embedding, residual: x + MLP(x)); drop embedding_dim, "
+        "or use head linear or mlp to project"
+    ]
+
+
+def resolved_backbone(spec: SpaceSpec, kind: InputKind, shape: tuple[int, ...] | None) -> str:
+    """`model.backbone` with `auto` resolved for data of `kind` and sample `shape`: the convnet
+    for images (encoded, or [C, H, W] tensors), the input itself (`identity`) for vectors
+    (precomputed embeddings: fine-tuning starts at them; `mlp` trains a fresh network)."""
+    name = spec.model.backbone
+    if name != "auto":
+        return name
+    return "convnet" if kind == "image" or (shape and len(shape) == 3) else "identity"
+
+
+def trainable_errors(spec: SpaceSpec, backbone: str) -> list[str]:
+    """A head with no parameters on a backbone with none (vectors as they are) trains nothing."""
+    heads = dict.fromkeys([spec.model.head, *as_choices(spec.search.params.get("head"), [])])
+    if backbone == "identity" and "none" in heads:
+        return [
+            "model.head: 'none' on vectors used as they are (backbone identity) leaves nothing "
+            "to train; use residual (the default: starts at the vectors), linear or mlp"
+        ]
+    return []
 
 
 def path_errors(data: DataSpec) -> list[str]:

@@ -22,7 +22,16 @@ from minesearch import catalog
 Owner = Literal["loss", "miner"]
 
 # Keys of the recipe itself rather than of a loss or miner constructor.
-RECIPE_KEYS = ("loss", "miner", "lr", "proxy_lr_factor", "backbone_lr_factor")
+RECIPE_KEYS = (
+    "loss",
+    "miner",
+    "lr",
+    "proxy_lr_factor",
+    "backbone_lr_factor",
+    "weight_decay",
+    "warmup_epochs",
+    "head",
+)
 OWNERS: tuple[Owner, ...] = ("loss", "miner")
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from minesearch import catalog
 from minesearch.config import _keys as paramkeys
+from minesearch.config.vocab import HEADS
 
 # Strict: YAML's `yes`/`on`/`true` must not become the number 1.0.
 Scalar = StrictFloat | StrictInt | StrictStr
@@ -68,6 +69,9 @@ RECIPE_INFO = {
     "lr": catalog.ParamInfo(DEFAULT_LR, low=1e-12),
     "proxy_lr_factor": catalog.ParamInfo(DEFAULT_PROXY_LR_FACTOR, low=1e-6),
     "backbone_lr_factor": catalog.ParamInfo(1.0, low=0.0),
+    "weight_decay": catalog.ParamInfo(0.0, low=0.0),  # default: train.weight_decay
+    "warmup_epochs": catalog.ParamInfo(0.0, low=0.0),  # default: train.warmup_epochs
+    "head": catalog.ParamInfo("auto", choices=HEADS),  # default: model.head
 }
 DEFAULT_LOSS = "TripletMarginLoss"
 

@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from minesearch.config._params import ParamValue
 from minesearch.config.vocab import (
+    HeadName,
     InputType,
     Metric,
     Mode,
     OptimizerName,
     SamplerName,
     SchedulerName,
+    Selection,
     SourceName,
 )
 
@@ -65,10 +67,14 @@ class DataSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    # auto, mlp, convnet, timm:<name>, torchvision:<name>, hf:<dir-or-name>,
-    # sentence-transformers:<dir-or-name>, minilm (`minesearch.models`)
+    # auto, identity, mlp, convnet, timm:<name>, torchvision:<name>, hf:<dir-or-name>,
+    # sentence-transformers:<dir-or-name>, minilm (`minesearch.models`). auto: identity for
+    # precomputed vectors (start at them), convnet for images.
     backbone: str = "auto"
-    embedding_dim: Annotated[int, Field(ge=2, le=4096)] = 32
+    # auto: linear, the identity at the backbone's width (epoch 0 = the pretrained embedding)
+    head: HeadName = "auto"
+    # None: the backbone's width. none and residual heads keep it; linear and mlp project to this
+    embedding_dim: Annotated[int, Field(ge=2, le=4096)] | None = None
     hidden_dim: Annotated[int, Field(ge=2, le=65536)] = 128
     # None: the whole backbone trains; 0: only the embedding head; N: the last N blocks and the head
     train_last_blocks: Annotated[int, Field(ge=0)] | None = None
@@ -92,7 +98,9 @@ class TrainSpec(_Strict):
     # Worker-group restarts of a trial (a dead worker, a preempted node) before it fails; each
     # restart continues from the last epoch's checkpoint. 0: a trial fails at its first error.
     max_failures: Annotated[int, Field(ge=0)] = 0
+    # defaults of the recipe keys of the same names (search.params may search them)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # the backbone's lr ramps up linearly
     seed: int = 0
 
 
@@ -117,6 +125,9 @@ class SchedulerSpec(_Strict):
 class SearchSpec(_Strict):
     metric: Metric = "mean_average_precision_at_r"
     mode: Mode = "max"
+    # best_epoch: a trial scores (and is exported, tested, confirmed) at its best validation
+    # epoch, epoch 0 included; last: at its last epoch
+    select: Selection = "best_epoch"
     trials: Annotated[int, Field(ge=1)] = 8
     concurrent: Annotated[int, Field(ge=1)] = 1
     sampler: SamplerSpec = SamplerSpec()

@@ -37,10 +37,11 @@ SPLIT_PARTS: tuple[SplitPart, ...] = get_args(SplitPart)
 
 # --- model ---------------------------------------------------------------------------------------
 BackboneFamily = Literal[
-    "mlp", "convnet", "timm", "torchvision", "hf", "sentence-transformers", "minilm"
+    "identity", "mlp", "convnet", "timm", "torchvision", "hf", "sentence-transformers", "minilm"
 ]
 BACKBONE_FAMILIES: tuple[BackboneFamily, ...] = get_args(BackboneFamily)
 BACKBONE_FORMS: tuple[str, ...] = (  # what a space file may write, for messages and docs
+    "identity",
     "mlp",
     "convnet",
     "minilm",
@@ -50,6 +51,7 @@ BACKBONE_FORMS: tuple[str, ...] = (  # what a space file may write, for messages
     "sentence-transformers:<path-or-name>",
 )
 BACKBONE_KINDS: dict[BackboneFamily, tuple[InputKind, ...]] = {
+    "identity": ("tensor",),  # precomputed vectors as they are: the pretrained embedding itself
     "mlp": ("tensor",),
     "convnet": ("tensor", "image"),
     "timm": ("image",),
@@ -58,6 +60,22 @@ BACKBONE_KINDS: dict[BackboneFamily, tuple[InputKind, ...]] = {
     "sentence-transformers": ("text",),
     "minilm": ("text",),
 }
+# Families whose output already is an embedding worth keeping: a search with one of them is judged
+# against that embedding (the pretrained reference), and its default head starts there.
+PRETRAINED_FAMILIES: tuple[BackboneFamily, ...] = (
+    "identity",
+    "timm",
+    "torchvision",
+    "hf",
+    "sentence-transformers",
+    "minilm",
+)
+# What sits on the backbone: none (its own embedding, as sentence-transformers fine-tunes it),
+# linear (identity-initialised when the widths match), mlp (a fresh two-layer network), residual
+# (x + MLP(x), the MLP's last layer zero: starts as the identity); auto: linear (models room).
+HeadName = Literal["auto", "none", "linear", "mlp", "residual"]
+HEADS: tuple[HeadName, ...] = get_args(HeadName)
+SAME_WIDTH_HEADS: tuple[HeadName, ...] = ("none", "residual")  # keep the backbone's width
 MINILM_ALIASES = frozenset(
     {
         "minilm",
@@ -82,6 +100,11 @@ Metric = Literal[
 METRICS: tuple[Metric, ...] = get_args(Metric)
 Mode = Literal["max", "min"]
 TEST_PREFIX = "test."  # a metric scored on the test split: test.<metric>
+# A trial's score is that of its selected epoch: the best validation epoch (epoch 0 included), or
+# the last one. Workers report it every epoch, as selected.<metric> and selected_epoch.
+Selection = Literal["best_epoch", "last"]
+SELECTED_PREFIX = "selected."
+SELECTED_EPOCH = "selected_epoch"
 EPOCH = "epoch"  # every report of a worker says which epoch it closes (0: before training)
 
 SamplerName = Literal["tpe", "random", "grid", "qmc", "cmaes"]
@@ -98,12 +121,13 @@ def parse_backbone(name: str) -> tuple[BackboneFamily, str]:
     if name in MINILM_ALIASES:
         return "minilm", ""
     family, sep, ref = name.partition(":")
+    bare = ("identity", "mlp", "convnet")
     for known in BACKBONE_FAMILIES:
-        if known in ("mlp", "convnet") and name == known:
+        if known in bare and name == known:
             return known, ""
-        if sep and ref and family == known and known not in ("mlp", "convnet", "minilm"):
+        if sep and ref and family == known and known not in (*bare, "minilm"):
             return known, ref
-    hint = " ('auto' must be resolved to mlp or convnet first)" if name == "auto" else ""
+    hint = " ('auto' must be resolved first: config.resolved_backbone)" if name == "auto" else ""
     raise BackboneNameError(
         f"unknown model.backbone {name!r}{hint}; valid forms: {', '.join(BACKBONE_FORMS)}"
     )

@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from minesearch.config import SpaceSpec, backbone_errors
+from minesearch.config import SpaceSpec, backbone_errors, resolved_backbone, trainable_errors
 from minesearch.config.vocab import SplitPart
 from minesearch.data._contracts import Source
 from minesearch.data._errors import DataError
@@ -76,7 +76,11 @@ def data_errors(spec: SpaceSpec) -> list[str]:
         parts = load_parts(spec, scan=True)
     except DataError as exc:
         return [str(exc)]
-    if problems := backbone_errors(spec, parts.source.kind):
+    source = parts.source
+    if problems := backbone_errors(spec, source.kind):
+        return problems
+    backbone = resolved_backbone(spec, source.kind, source.input_shape)
+    if problems := trainable_errors(spec, backbone):
         return problems
     if spec.data.split_column is not None and parts.source.splits is None:
         return [f"data.split_column: source {spec.data.source!r} has no split column"]

@@ -11,8 +11,15 @@ Runs in the Ray Train workers, the driver's scoring tasks and `minesearch export
 
 from minesearch.models._backbone import Backbone, BackboneError
 from minesearch.models._backbones import build_backbone, freeze
-from minesearch.models._heads import EmbeddingNet
-from minesearch.models._network import Network, backbone_name, build_network
+from minesearch.models._heads import EmbeddingNet, Residual, make_head
+from minesearch.models._network import (
+    Network,
+    backbone_name,
+    build_network,
+    is_pretrained,
+    reference_network,
+    resolve_head,
+)
 from minesearch.models._text import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
 from minesearch.models._trunks import conv_trunk, mlp_trunk
 
@@ -23,11 +30,16 @@ __all__ = [
     "EmbeddingNet",
     "MeanPooledEncoder",
     "Network",
+    "Residual",
     "backbone_name",
     "build_backbone",
     "build_network",
     "conv_trunk",
     "freeze",
+    "is_pretrained",
+    "make_head",
     "minilm_path",
     "mlp_trunk",
+    "reference_network",
+    "resolve_head",
 ]

@@ -3,6 +3,7 @@
 A space file names a backbone with a string; this registry turns it into a trunk (input ->
 ``[B, out_dim]``; minesearch's ``EmbeddingNet`` adds the head and the L2 normalisation). Names:
 
+- ``identity``: precomputed vectors as they are (the pretrained embedding is the input);
 - ``mlp``, ``convnet``: minesearch's small trunks, trained from scratch (``auto`` is resolved by the
   caller, which knows the data);
 - ``timm:<name>``, ``torchvision:<name>``: pretrained image models (optional packages, imported only
@@ -84,6 +85,18 @@ def freeze(backbone: Backbone, train_last: int | None) -> None:
         for block in backbone.blocks[-train_last:]:
             for param in block.parameters():
                 param.requires_grad_(True)
+
+
+def _build_identity(
+    name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, _: int
+) -> Backbone:
+    """Precomputed vectors [B, D] as they are: the pretrained embedding is the input itself."""
+    if shape is None or len(shape) != 1:
+        raise BackboneError(
+            f"model.backbone 'identity' takes vectors [B, D] (precomputed embeddings), got "
+            f"inputs of shape {shape}; images need convnet or a pretrained image backbone"
+        )
+    return Backbone(nn.Identity(), shape[0], None, [], pretrained=True)
 
 
 def _build_mlp(
@@ -226,6 +239,7 @@ def _hub_offline() -> Iterator[None]:
 
 
 _BUILDERS: dict[BackboneFamily, _Builder] = {
+    "identity": _build_identity,
     "mlp": _build_mlp,
     "convnet": _build_convnet,
     "timm": _build_timm,

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from minesearch import catalog
+from minesearch.config.vocab import HeadName
 
 # How the recipe's margins were set; "none" when neither its loss nor its miner has a `margin`.
 MarginMode = Literal["tied", "separate", "default", "none"]
@@ -27,6 +28,10 @@ class Recipe:
     proxy_lr_factor: float | None = None  # lr multiplier of a trainable loss's own parameters
     backbone_lr_factor: float | None = None  # lr multiplier of the backbone (None: 1, as the head)
     weight_miners: bool = False  # a proxy loss with a miner was allowed by the space file
+    # None: the space's own (train.weight_decay, train.warmup_epochs, model.head)
+    weight_decay: float | None = None
+    warmup_epochs: float | None = None  # the backbone's lr rises linearly over these epochs
+    head: HeadName | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,8 +52,13 @@ class Recipe:
         flat |= {"margin_mode": self.margin_mode, "tuples": self.tuples}
         if self.proxy_lr_factor is not None:
             flat["proxy_lr_factor"] = _fmt(self.proxy_lr_factor)
-        if self.backbone_lr_factor is not None:
-            flat["backbone_lr_factor"] = _fmt(self.backbone_lr_factor)
+        optional = {
+            "backbone_lr_factor": self.backbone_lr_factor,
+            "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_epochs,
+            "head": self.head,
+        }
+        flat |= {k: _fmt(v) for k, v in optional.items() if v is not None}
         return flat
 
     def label(self) -> str:
@@ -59,6 +69,8 @@ class Recipe:
             parts[0] += f"[{self.miner_params['type_of_triplets']}]"
         margins = [self.loss_params.get("margin"), self.miner_params.get("margin")]
         parts += [f"m={_fmt(m)}" for m in sorted({m for m in margins if m is not None})]
+        if self.head is not None:
+            parts.append(f"head={self.head}")
         return " ".join(parts)
 
     def build(

@@ -62,7 +62,10 @@ class SearchSpace:
             margin_mode=margin_mode(params, loss, miner),
             proxy_lr_factor=_proxy_lr_factor(trial, params) if trainable else None,
             weight_miners=self.weight_miners,
-            backbone_lr_factor=_backbone_lr_factor(trial, params),
+            backbone_lr_factor=_optional(trial, params, "backbone_lr_factor"),
+            weight_decay=_optional(trial, params, "weight_decay"),
+            warmup_epochs=_optional(trial, params, "warmup_epochs"),
+            head=suggest(trial, "head", params.get("head"), None),
         )
 
 
@@ -71,12 +74,12 @@ def _proxy_lr_factor(trial: optuna.Trial, params: Mapping[str, ParamValue]) -> f
     return float(suggest(trial, "proxy_lr_factor", factor, DEFAULT_PROXY_LR_FACTOR))
 
 
-def _backbone_lr_factor(trial: optuna.Trial, params: Mapping[str, ParamValue]) -> float | None:
-    """Only when the space names it: recipes of spaces without a pretrained backbone stay as
-    they were (and their trial params too)."""
-    if "backbone_lr_factor" not in params:
+def _optional(trial: optuna.Trial, params: Mapping[str, ParamValue], key: str) -> float | None:
+    """A recipe key only when the space names it: recipes of spaces without it stay as they were
+    (their trial params too), and the space's own default applies."""
+    if key not in params:
         return None
-    return float(suggest(trial, "backbone_lr_factor", params["backbone_lr_factor"], 1.0))
+    return float(suggest(trial, key, params[key], None))
 
 
 def build_space(params: Mapping[str, ParamValue], weight_miners: bool = False) -> SearchSpace:

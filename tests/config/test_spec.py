@@ -55,7 +55,8 @@ def test_defaults_fill_a_minimal_file() -> None:
     assert spec.experiment == "minimal"  # tracking.experiment defaults to the name
     assert spec.data.source == "digits" and spec.data.path is None
     assert spec.data.split.by == "class" and spec.data.split.seed == 0
-    assert spec.model.backbone == "auto" and spec.model.embedding_dim == 32
+    assert spec.model.backbone == "auto" and spec.model.head == "auto"
+    assert spec.model.embedding_dim is None  # the backbone's width
     assert spec.train.epochs == 5 and spec.train.workers == 1 and not spec.train.use_gpu
     assert spec.train.batch.classes == 4 and spec.train.batch.per_class == 8
     assert spec.search.trials == 8 and spec.search.concurrent == 1

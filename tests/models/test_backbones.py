@@ -49,7 +49,7 @@ def test_names_list_every_form() -> None:
 
 @pytest.mark.parametrize("name", ["resnet", "auto", "timm:", "hf", "keras:resnet50", ""])
 def test_unknown_names_list_the_valid_forms(name: str) -> None:
-    with pytest.raises(BackboneError, match="valid forms: mlp, convnet, minilm") as err:
+    with pytest.raises(BackboneError, match="valid forms: identity, mlp, convnet, minilm") as err:
         _build(name)
     assert err.value.field == "model.backbone"
     assert isinstance(err.value, ValueError)
@@ -373,7 +373,7 @@ def test_minilm_aliases_and_directory_forms_resolve_to_the_same_files(minilm: Ba
 def test_every_trainable_minilm_parameter_gets_a_gradient(minilm: Backbone) -> None:
     """DistributedDataParallel fails on parameters that never get a gradient (BERT's pooler)."""
     assert minilm.preprocess is not None
-    net = EmbeddingNet(minilm.trunk, minilm.out_dim, 8)
+    net = EmbeddingNet(minilm.trunk, nn.Linear(minilm.out_dim, 8))
     batch = minilm.preprocess(SENTENCES, train=True)
     for train_last in (None, 1):
         freeze(minilm, train_last)

@@ -53,6 +53,9 @@ def test_to_dict_shape() -> None:
         "proxy_lr_factor": None,
         "backbone_lr_factor": None,
         "weight_miners": False,
+        "weight_decay": None,
+        "warmup_epochs": None,
+        "head": None,
     }
 
 

@@ -95,7 +95,7 @@ def run_recipe(
     """
     x, y = dataset()
     torch.manual_seed(0)
-    plain = EmbeddingNet(mlp_trunk(IN_DIM, HIDDEN), HIDDEN, EMBEDDING)
+    plain = EmbeddingNet(mlp_trunk(IN_DIM, HIDDEN), nn.Linear(HIDDEN, EMBEDDING))
     torch.manual_seed(1)  # the proxies of a trainable loss
     loss_fn, miner = recipe.build(NUM_CLASSES, EMBEDDING)
     model: nn.Module = plain
