@@ -17,14 +17,13 @@ CONFIG_KEY = "trial"  # the one key minesearch puts in a Tune trial's config
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """One trial: the recipe to train, with which seed, and whether to score the test split."""
+    """One trial: the recipe to train, and with which seed."""
 
     recipe: Recipe
     seed: int | None = None  # None: the space's train.seed; confirmations use new seeds
-    score_test: bool = False  # score the test split at the last epoch (confirmations)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "score_test": self.score_test}
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
@@ -32,7 +31,6 @@ class TrialConfig:
         return cls(
             recipe=Recipe.from_dict(dict(data["recipe"])),
             seed=None if seed is None else int(seed),
-            score_test=bool(data.get("score_test", False)),
         )
 
     def to_config(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from minesearch.config.vocab import Metric, Mode
+from minesearch.config.vocab import SELECTED_EPOCH, SELECTED_PREFIX, Metric, Mode
 from minesearch.recipe import Recipe
 
 # How a trial ended: finished (every epoch), pruned (stopped early by the scheduler), failed
@@ -47,8 +47,14 @@ class TrialResult:
     epochs: int = 0  # the last epoch it reported
 
     def score(self, metric: str) -> float | None:
-        value = self.metrics.get(metric)
+        """The trial's score: its selected epoch's (`selected.<metric>`), else the last logged."""
+        value = self.metrics.get(f"{SELECTED_PREFIX}{metric}", self.metrics.get(metric))
         return value if value is not None and math.isfinite(value) else None
+
+    @property
+    def selected_epoch(self) -> int | None:
+        value = self.metrics.get(SELECTED_EPOCH)
+        return None if value is None else int(value)
 
     @property
     def margin(self) -> float | None:
@@ -91,6 +97,9 @@ class SearchResult:
     metric: str
     mode: Mode
     trials: list[TrialResult]  # every child run: trials, the control, confirmations
+    # the pretrained model's own scores (val: <metric>, test: test.<metric>); empty for a fresh
+    # network, which has no pretrained reference
+    pretrained: Mapping[str, float] = field(default_factory=dict)
     parent_metrics: Mapping[str, float] = field(default_factory=dict)
     parent_tags: Mapping[str, str] = field(default_factory=dict)
 

@@ -14,16 +14,24 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from minesearch.config.vocab import EPOCH
+from minesearch.config.vocab import EPOCH, SELECTED_EPOCH
 from minesearch.recipe import TrialConfig
 from minesearch.results import Role
 from minesearch.search._searcher import stopped_early
 from minesearch.tracking import ChildRuns
+from minesearch.train import CHECKPOINT_RANK
 
 # What a Tune result holds that is not a metric of the trial (the epoch is logged as the step,
 # and as a metric too, so the last epoch of a run can be read without its history).
 NOT_METRICS = frozenset(
-    {"training_iteration", "timestamp", "pid", "time_total_s", "iterations_since_restore"}
+    {
+        "training_iteration",
+        "timestamp",
+        "pid",
+        "time_total_s",
+        "iterations_since_restore",
+        CHECKPOINT_RANK,  # Ray Train's bookkeeping of which checkpoint to keep
+    }
 )
 CHECKPOINT_KEY = "checkpoint_path"  # where Ray Train's TuneReportCallback puts a checkpoint
 EVERY_EPOCH = "precision_at_1"  # a metric every report logs: finds a resumed run's last epoch
@@ -92,8 +100,9 @@ class MlflowTrialCallback(Callback):
             and not k.startswith(("time_", "config"))
         }
         checkpoint = result.get(CHECKPOINT_KEY)
+        selected = result.get(SELECTED_EPOCH) == result.get(EPOCH)  # the weights to keep
         self.children.log_epoch(
-            run_id, step, metrics, checkpoint if isinstance(checkpoint, str) else None
+            run_id, step, metrics, checkpoint if selected and isinstance(checkpoint, str) else None
         )
 
     def on_trial_complete(

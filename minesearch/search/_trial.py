@@ -20,7 +20,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from minesearch.config import SpaceSpec, TrainSpec
 from minesearch.recipe import CONFIG_KEY, TrialConfig
-from minesearch.train import train_loop_per_worker, worker_config
+from minesearch.train import CHECKPOINT_RANK, train_loop_per_worker, worker_config
 
 TRIAL_PROCESS_MEMORY = 256 * 1024**2  # bytes reserved for the (idle) trial process
 
@@ -62,7 +62,12 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             name=f"trial-{trial_id}",
             storage_path=train_storage(setup.storage_path),
             callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # a Train V2 callback
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            # the selected epoch's checkpoint (the highest rank) and, always, the latest one
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=1,
+                checkpoint_score_attribute=CHECKPOINT_RANK,
+                checkpoint_score_order="max",
+            ),
             failure_config=ray.train.FailureConfig(max_failures=train.max_failures),
         ),
     )

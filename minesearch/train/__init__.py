@@ -28,15 +28,18 @@ from minesearch.train._loop import (
     train_loop_per_worker,
     worker_config,
 )
-from minesearch.train._scoring import load_network, score_checkpoint, test_scores
+from minesearch.train._scoring import load_network, score_network, split_scores
+from minesearch.train._selection import CHECKPOINT_RANK, Selected
 from minesearch.train._step import StepOutcome, for_world, loss_and_grads
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "CHECKPOINT_RANK",
     "DEFAULT_KS",
     "EVAL_CHUNK",
     "ClassBalancedBatches",
     "RetrievalScores",
+    "Selected",
     "StepOutcome",
     "TrainingState",
     "WorkerState",
@@ -48,8 +51,8 @@ __all__ = [
     "load_network",
     "loss_and_grads",
     "retrieval_scores",
-    "score_checkpoint",
-    "test_scores",
+    "score_network",
+    "split_scores",
     "to_device",
     "train_epoch",
     "train_loop_per_worker",

@@ -8,7 +8,7 @@ one frozen dataclass with a file format of its own (`torch.save` of plain tensor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class TrainingState:
     model: dict[str, Any]  # the embedding network's state dict (unwrapped from DDP)
     loss: dict[str, Any]  # the loss's own parameters (proxies), empty for most losses
     optimizer: dict[str, Any]
+    selection: dict[str, Any] = field(default_factory=dict)  # `Selected.to_dict()` at `epoch`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -32,6 +33,7 @@ class TrainingState:
             "model": self.model,
             "loss": self.loss,
             "optimizer": self.optimizer,
+            "selection": self.selection,
         }
 
     @classmethod
@@ -41,6 +43,7 @@ class TrainingState:
             model=dict(data["model"]),
             loss=dict(data["loss"]),
             optimizer=dict(data["optimizer"]),
+            selection=dict(data.get("selection", {})),
         )
 
     def save(self, directory: str | Path) -> None:

@@ -32,8 +32,8 @@ from minesearch.train._batches import ClassBalancedBatches
 from minesearch.train._checkpoint import TrainingState
 from minesearch.train._embed import embed_rows, to_device
 from minesearch.train._evaluation import retrieval_scores
-from minesearch.train._optimizer import make_optimizer, param_groups
-from minesearch.train._scoring import test_scores
+from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
+from minesearch.train._selection import Selected
 from minesearch.train._step import for_world, loss_and_grads
 from minesearch.train._telemetry import (
     Difficulty,
@@ -63,6 +63,9 @@ class WorkerState:
     world: int
     seed: int
     margin: float  # what mining telemetry classifies triplets under
+    selected: Selected  # the epoch the trial is scored at, so far
+    backbone_lr: float  # the backbone's lr after its warm-up
+    warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
 
 
 def worker_config(spec: SpaceSpec, trial: TrialConfig) -> dict[str, Any]:
@@ -86,10 +89,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     elif start == 0:
         report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
     for epoch in range(start + 1, spec.train.epochs + 1):
-        stats = train_epoch(state, epoch)
-        if trial.score_test and epoch == spec.train.epochs and state.rank == 0:
-            stats |= test_scores(state.parts, unwrap(state.model), state.preprocess, state.device)
-        report(state, epoch, stats)
+        report(state, epoch, train_epoch(state, epoch))
 
 
 def quiet_libraries() -> None:
@@ -130,7 +130,7 @@ def build_state(
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
     parts = load_parts(spec)
     train_labels = contiguous(parts.labels("train"))
-    network = build_network(spec, parts.source)
+    network = build_network(spec, parts.source, recipe.head)
     freeze(network.backbone, spec.model.train_last_blocks)
     model = prepare(network.model) if prepare is not None else network.model.to(device)
     num_classes = len(np.unique(train_labels))
@@ -140,6 +140,11 @@ def build_state(
     groups = param_groups(network, recipe)
     if own := list(loss_fn.parameters()):  # proxies / class weights learn at their own rate
         groups.append({"params": own, "lr": recipe.lr * (recipe.proxy_lr_factor or 1.0)})
+    if not groups:
+        raise ValueError(
+            "nothing trains: the backbone has no trainable parameters (vectors used as they are, "
+            f"or model.train_last_blocks: 0) and neither has head {network.head!r}"
+        )
     batches = ClassBalancedBatches(
         train_labels,
         spec.train.batch.classes,
@@ -148,11 +153,14 @@ def build_state(
         rank=rank,
         seed=spec.train.seed,
     )
+    weight_decay = spec.train.weight_decay if recipe.weight_decay is None else recipe.weight_decay
+    warmup = spec.train.warmup_epochs if recipe.warmup_epochs is None else recipe.warmup_epochs
+    backbone_lr = next((g["lr"] for g in groups if g.get("name") == BACKBONE), 0.0)
     return WorkerState(
         model=model,
         loss_fn=loss_fn,
         miner=miner,
-        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, spec.train.weight_decay),
+        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, weight_decay),
         batches=batches,
         parts=parts,
         train_labels=train_labels,
@@ -162,6 +170,9 @@ def build_state(
         world=world,
         seed=spec.train.seed,
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
+        selected=Selected(spec.search.metric, spec.search.mode, spec.search.select),
+        backbone_lr=backbone_lr,
+        warmup_steps=round(warmup * len(batches)),
     )
 
 
@@ -183,6 +194,12 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
         x = to_device(state.preprocess(raw, True, generator), state.device)
         y = labels[idx].to(state.device)
+        warm_up(
+            state.optimizer,
+            (epoch - 1) * len(state.batches) + step,
+            state.warmup_steps,
+            state.backbone_lr,
+        )
         state.optimizer.zero_grad(set_to_none=True)
         try:
             outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
@@ -234,16 +251,19 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
         return
     parts, val = state.parts, state.parts.rows("val")
     embeddings = embed_rows(unwrap(state.model), state.preprocess, parts.source, val, state.device)
-    scores = retrieval_scores(embeddings, parts.labels("val"))
-    metrics |= scores.as_metrics()
+    scores = retrieval_scores(embeddings, parts.labels("val")).as_metrics()
+    metrics |= scores
     if any(not math.isfinite(v) for v in metrics.values()):
         raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
+    state.selected.update(epoch, scores)
+    metrics |= state.selected.report(epoch)
     with tempfile.TemporaryDirectory() as tmp:
         TrainingState(
             epoch=epoch,
             model=unwrap(state.model).state_dict(),
             loss=state.loss_fn.state_dict(),
             optimizer=state.optimizer.state_dict(),
+            selection=state.selected.to_dict(),
         ).save(tmp)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
@@ -258,4 +278,5 @@ def restore(state: WorkerState) -> int:
     unwrap(state.model).load_state_dict(saved.model)
     state.loss_fn.load_state_dict(saved.loss)
     state.optimizer.load_state_dict(saved.optimizer)
+    state.selected.restore(saved.selection)
     return saved.epoch

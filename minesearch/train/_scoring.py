@@ -1,9 +1,10 @@
-"""A trained network scored on a split, from a checkpoint: the test split of the chosen recipes.
+"""A network scored on a split, outside training: the pretrained reference, and the chosen
+trials' checkpoints on the test split.
 
 The search selects on the validation split, so its best score is optimistically biased (it won a
 contest on that split). The class-disjoint test split is touched only after selection, for the
-chosen trials, from their checkpoints, so a number reported as "test" was never used to choose
-anything. The driver runs `score_checkpoint` as a Ray task: on a cluster the data and the
+chosen trials and the pretrained reference, so a number reported as "test" was never used to
+choose anything. The driver runs `score_network` as a Ray task: on a cluster the data and the
 checkpoints are where the workers are, not necessarily where the driver is.
 """
 
@@ -12,33 +13,52 @@ from __future__ import annotations
 import torch
 
 from minesearch.config import SpaceSpec
-from minesearch.config.vocab import TEST_PREFIX
+from minesearch.config.vocab import HeadName, SplitPart
 from minesearch.data import Parts, Preprocess, load_parts
-from minesearch.models import Network, build_network
+from minesearch.models import Network, build_network, reference_network
 from minesearch.train._checkpoint import load_from_storage
 from minesearch.train._embed import embed_rows
 from minesearch.train._evaluation import retrieval_scores
 
 
-def test_scores(
-    parts: Parts, model: torch.nn.Module, preprocess: Preprocess, device: torch.device
+def split_scores(
+    parts: Parts,
+    part: SplitPart,
+    model: torch.nn.Module,
+    preprocess: Preprocess,
+    device: torch.device,
 ) -> dict[str, float]:
-    """Retrieval on the test split's classes (never seen in training nor in selection)."""
-    embeddings = embed_rows(model, preprocess, parts.source, parts.rows("test"), device)
-    scores = retrieval_scores(embeddings, parts.labels("test")).as_metrics()
-    return {f"{TEST_PREFIX}{k}": v for k, v in scores.items()}
+    """Retrieval within one split, scored exactly as a trial's validation epoch is."""
+    embeddings = embed_rows(model, preprocess, parts.source, parts.rows(part), device)
+    return retrieval_scores(embeddings, parts.labels(part)).as_metrics()
 
 
-def load_network(spec: SpaceSpec, parts: Parts, checkpoint_path: str, storage_path: str) -> Network:
-    """The network of a trial's checkpoint (its architecture comes from the space)."""
+def load_network(
+    spec: SpaceSpec,
+    parts: Parts,
+    checkpoint_path: str,
+    storage_path: str,
+    head: HeadName | None = None,
+) -> Network:
+    """The network of a trial's checkpoint (its architecture: the space and the trial's head)."""
     state = load_from_storage(checkpoint_path, storage_path)
-    network = build_network(spec, parts.source)
+    network = build_network(spec, parts.source, head)
     network.model.load_state_dict(state.model)
     return network
 
 
-def score_checkpoint(spec: SpaceSpec, checkpoint_path: str, storage_path: str) -> dict[str, float]:
-    """`test.*` scores of a checkpoint's model, on the CPU."""
+def score_network(
+    spec: SpaceSpec,
+    part: SplitPart,
+    checkpoint_path: str | None = None,
+    storage_path: str = "",
+    head: HeadName | None = None,
+) -> dict[str, float]:
+    """Scores on `part` of a trial's checkpoint, or of the pretrained model itself (no
+    checkpoint: the backbone's own embedding, no head), on the CPU."""
     parts = load_parts(spec)
-    network = load_network(spec, parts, checkpoint_path, storage_path)
-    return test_scores(parts, network.model, network.preprocess, torch.device("cpu"))
+    if checkpoint_path is None:
+        network = reference_network(spec, parts.source)
+    else:
+        network = load_network(spec, parts, checkpoint_path, storage_path, head)
+    return split_scores(parts, part, network.model, network.preprocess, torch.device("cpu"))

@@ -32,6 +32,7 @@ RECIPE = Recipe(
     margin_mode="tied",
 )
 CONFIG = TrialConfig(RECIPE).to_config()
+MAP = "mean_average_precision_at_r"
 
 
 def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
@@ -130,3 +131,50 @@ def test_runs_of_trials_tune_forgot_are_dropped_at_the_end(tmp_path: Path) -> No
     alive = client.search_runs([client.get_experiment_by_name("exp").experiment_id])  # type: ignore[union-attr]
     assert {r.data.tags.get("minesearch.trial_id") for r in alive} == {"kept", None}
     assert client.get_run(callback.runs["orphan"]).info.lifecycle_stage == "deleted"
+
+
+def test_fixed_curves_select_the_best_epoch_and_its_checkpoint(tmp_path: Path) -> None:
+    """Two trials with fixed curves: the leaderboard ranks them by their best epoch, and each
+    run's checkpoint tag is its selected epoch's checkpoint, not the last one."""
+    from minesearch.results import rank
+    from minesearch.tracking import read_search
+    from minesearch.train import Selected
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    spec = {
+        "search": {
+            "metric": MAP,
+            "mode": "max",
+            "trials": 2,
+            "concurrent": 1,
+            "sampler": {"name": "tpe"},
+            "scheduler": {"name": "fifo"},
+        },
+        "train": {"epochs": 3, "workers": 1},
+    }
+    parent = ParentRun.start(uri, "exp", "search", spec, None, tags={})
+    callback = MlflowTrialCallback(uri, parent.run_id, {}, epochs=3)
+    curves = {"peaks": [0.2, 0.6, 0.4, 0.3], "climbs": [0.2, 0.3, 0.4, 0.5]}
+    for name, values in curves.items():
+        trial = FakeTrial(name, CONFIG)
+        callback.on_trial_start(0, [], trial)  # type: ignore[arg-type]
+        selected = Selected(MAP, "max", "best_epoch")
+        for epoch, value in enumerate(values):
+            selected.update(epoch, {MAP: value})
+            result = {
+                "epoch": epoch,
+                MAP: value,
+                "checkpoint_path": f"/ckpt/{name}/{epoch}",
+                **selected.report(epoch),
+            }
+            callback.on_trial_result(0, [], trial, result)  # type: ignore[arg-type]
+            trial.last_result = result
+        callback.on_trial_complete(0, [], trial)  # type: ignore[arg-type]
+    result = read_search(uri, parent.run_id)
+    ranked = rank(result.searched, MAP, "max")
+    assert [t.trial_id for t in ranked] == ["peaks", "climbs"]  # 0.6 at epoch 1 beats 0.5
+    peaks = ranked[0]
+    assert peaks.selected_epoch == 1 and peaks.epochs == 3
+    assert peaks.checkpoint == "/ckpt/peaks/1"
+    assert ranked[1].checkpoint == "/ckpt/climbs/3"
+    assert "checkpoint_rank" not in peaks.metrics
