@@ -147,12 +147,10 @@ def export_best(finished: Finished, out_dir: Path) -> None:
 
     result = finished.result
     try:
-        path = export_run(result.parent_run_id, "torchscript", out_dir, result.tracking_uri)
-        click.echo(f"best trial's model: {path} (also in its MLflow run under export/torchscript)")
+        done = export_run(result.parent_run_id, "torchscript", out_dir, result.tracking_uri)
+        click.echo(f"the search's model, {done.what}: {done.path} (also in its MLflow run)")
     except Exception as exc:
-        click.echo(
-            f"warning: the best trial's model was not exported ({exc}); run `minesearch export`"
-        )
+        click.echo(f"the search's model was not exported: {exc}")
 
 
 @main.command(name="catalog")
@@ -228,13 +226,14 @@ def report_command(
     help="MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db).",
 )
 def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | None) -> None:
-    """Export a trial's model: RUN_OR_TRIAL is a child run id, a trial id, or `best`."""
+    """Export a model: RUN_OR_TRIAL is a child run id, a trial id, or `best` (the newest search's
+    answer: its best trial, or the pretrained model when no recipe beat it)."""
     from minesearch.export import ExportError, export_run
     from minesearch.tracking import resolve_tracking_uri
 
     target = out or Path("minesearch_export") / ref / fmt
     try:
-        path = export_run(
+        done = export_run(
             ref,
             "onnx" if fmt == "onnx" else "torchscript",
             target,
@@ -242,7 +241,8 @@ def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | Non
         )
     except ExportError as exc:
         _fail(f"error: {exc}")
-    click.echo(f"exported {ref} to {path} (preprocessing: {path.parent / 'preprocess.json'})")
+    path = done.path
+    click.echo(f"exported {done.what} to {path} (preprocessing: {path.parent / 'preprocess.json'})")
     click.echo(
         f"embed a Parquet file with: minesearch embed {path.parent} DATA.parquet OUT.parquet"
     )

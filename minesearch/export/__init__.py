@@ -24,7 +24,7 @@ from minesearch.export._formats import (
     export_network,
     load_exported,
 )
-from minesearch.export._runs import EXAMPLE_ROWS, export_run
+from minesearch.export._runs import EXAMPLE_ROWS, Exported, export_run
 
 __all__ = [
     "DEFAULT_INPUT_COLUMN",
@@ -36,6 +36,7 @@ __all__ = [
     "EmbedError",
     "ExportError",
     "ExportFormat",
+    "Exported",
     "ExportedModel",
     "embed_parquet",
     "export_network",

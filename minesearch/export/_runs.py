@@ -8,49 +8,86 @@ the run a user compares in the UI carries the model that can be taken away.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
 from minesearch.config import SpaceSpec, SpecError
-from minesearch.data import TEXT_TOPICS, load_parts
+from minesearch.data import TEXT_TOPICS, Parts, load_parts
 from minesearch.export._formats import ExportError, ExportFormat, export_network
-from minesearch.results import TrialResult
-from minesearch.tracking import StoreError, find_trial, log_directory, names, spec_of
+from minesearch.models import Network, backbone_name, reference_network
+from minesearch.results import PRETRAINED_BETTER, TrialResult
+from minesearch.tracking import FoundTrial, StoreError, find_trial, log_directory, names, spec_of
 from minesearch.train import CHECKPOINT_FILE, has_checkpoint_file, load_network
 
 EXAMPLE_ROWS = 4  # rows of the source traced through the network
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote, and what it is (for the user)."""
+
+    path: Path  # the model file
+    what: str  # "trial t1 (run ...)", or "the pretrained model (no recipe beat it)"
+
+
 def export_run(
     ref: str, fmt: ExportFormat, out_dir: Path, tracking_uri: str, log: bool = True
-) -> Path:
-    """Export the trial `ref` names (child run id, trial id, ``best``, or a search's parent run
-    id for its best trial) to `out_dir`; with `log`, also into its child run's artifacts."""
+) -> Exported:
+    """Export what `ref` names (a child run id, a trial id, ``best``, or a search's parent run id
+    for its best) to `out_dir`; with `log`, also into its MLflow run's artifacts.
+
+    A search's best is its best trial, unless the search's verdict is that no recipe beat the
+    pretrained model: then it is the pretrained model itself (the backbone with no head), logged
+    on the parent run; for vector inputs, where the pretrained model is the input, there is
+    nothing to export and the message says so. A trial named by id is exported as asked.
+    """
     try:
         found = find_trial(tracking_uri, ref)
         raw_spec = spec_of(tracking_uri, found.parent_run_id)
     except StoreError as err:
         raise ExportError(str(err)) from None
-    trial = found.trial
-    storage = found.parent_tags.get(names.STORAGE_TAG, "")
-    checkpoint = _checkpoint(trial, storage)
     spec = _spec(raw_spec, found.parent_run_id)
+    storage = found.parent_tags.get(names.STORAGE_TAG, "")
+    pretrained = found.via_search and found.parent_tags.get(names.VERDICT_TAG) == PRETRAINED_BETTER
     try:
         parts = load_parts(spec)
-        network = load_network(spec, parts, checkpoint, storage)
+        if pretrained:
+            network, run_id, what = _pretrained(spec, parts, found)
+        else:
+            checkpoint = _checkpoint(found.trial, storage)
+            head = found.trial.recipe.head if found.trial.recipe else None
+            network = load_network(spec, parts, checkpoint, storage, head)
+            run_id, what = found.trial.run_id, _name(found.trial)
     except (ValueError, SpecError, OSError, RuntimeError) as err:
-        raise ExportError(f"cannot rebuild {_name(trial)} from {checkpoint}: {err}") from None
+        raise ExportError(f"cannot rebuild {_name(found.trial)}: {err}") from None
     rows = np.arange(min(EXAMPLE_ROWS, len(parts.source)))
     example = network.preprocess(parts.source.take(rows), False)
     path = export_network(network, example, fmt, out_dir, _input_column(spec))
     if log:
+        where = (
+            f"{names.EXPORT_DIR}/pretrained/{fmt}" if pretrained else f"{names.EXPORT_DIR}/{fmt}"
+        )
         try:
-            log_directory(tracking_uri, trial.run_id, out_dir, f"{names.EXPORT_DIR}/{fmt}")
+            log_directory(tracking_uri, run_id, out_dir, where)
         except StoreError as err:
             raise ExportError(f"exported to {out_dir}, but {err}") from None
-    return path
+    return Exported(path, what)
+
+
+def _pretrained(spec: SpaceSpec, parts: Parts, found: FoundTrial) -> tuple[Network, str, str]:
+    """The search's answer when no recipe beat the pretrained model: that model, unless it is
+    the input itself."""
+    if backbone_name(spec, parts.source) == "identity":
+        raise ExportError(
+            f"no recipe of search {found.parent_run_id} beat the pretrained model, and for vector "
+            "inputs the pretrained model is the vectors themselves: keep using them as they are "
+            f"(or export a trial by its id anyway, e.g. {found.trial.trial_id})"
+        )
+    what = f"the pretrained model (no recipe of search {found.parent_run_id} beat it)"
+    return reference_network(spec, parts.source), found.parent_run_id, what
 
 
 def _spec(raw: dict[str, object], parent_run_id: str) -> SpaceSpec:

@@ -97,9 +97,12 @@ def _margin(report: Report) -> Figure:
         for k in kinds
     ]
     handles.append(_dot("black", "pruned (partial score)", hollow=True))
+    if (pretrained := report.search.pretrained.get(report.metric)) is not None:
+        ax.axhline(pretrained, color="black", linestyle="--", linewidth=1)
+        handles.append(Line2D([], [], color="black", linestyle="--", label="pretrained model"))
     ax.legend(handles=handles, title="type_of_triplets", fontsize=8, loc="best")
     ax.set_xlabel("margin (miner.margin if the miner has one, else loss.margin)")
-    ax.set_ylabel(f"{report.metric} (last epoch)")
+    ax.set_ylabel(f"{report.metric} (selected epoch)")
     ax.set_title(f"{_metric_name(report)} vs margin ({len(trials)} trials with a margin)")
     ax.grid(alpha=0.3)
     return fig
@@ -138,8 +141,10 @@ def _loss_miner(report: Report) -> Figure:
     ax.set_ylabel("loss")
     _annotate(ax, grid, counts, lambda value: cmap(norm(value)))
     better = "higher" if report.mode == "max" else "lower"
+    pretrained = report.search.pretrained.get(report.metric)
+    bar = "" if pretrained is None else f"; pretrained model: {pretrained:.3f}"
     ax.set_title(
-        f"Best {_metric_name(report)} per loss x miner\n({better} is better; blank: not tried)"
+        f"Best {_metric_name(report)} per loss x miner\n({better} is better; blank: not tried{bar})"
     )
     return fig
 

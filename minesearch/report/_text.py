@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from minesearch.config.vocab import TEST_PREFIX
 from minesearch.report._build import Report
-from minesearch.results import SHOWN, Confirmation
+from minesearch.results import SHOWN, Confirmation, TrialResult, summary_line, verdict
 from minesearch.tracking import ui_command
 
 ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
@@ -26,7 +26,8 @@ def format_report(report: Report) -> str:
     if best is not None:
         params = best.recipe.mlflow_params() if best.recipe is not None else dict(best.params)
         lines += ["", f"best recipe ({best.trial_id}): {params}"]
-        lines.append("best scores: " + _scores(best.metrics, SHOWN))
+        scores: dict[str, float] = {k: v for k in SHOWN if (v := best.score(k)) is not None}
+        lines.append(f"best scores ({_at(best)}): " + _scores(scores, SHOWN))
     for name, trial in (("best", best), ("control", search.control)):
         test = {
             k: v for k, v in (trial.metrics if trial else {}).items() if k.startswith(TEST_PREFIX)
@@ -38,6 +39,8 @@ def format_report(report: Report) -> str:
             )
     if report.confirmations:
         lines += ["", format_confirmations(report.confirmations, report.metric)]
+    if (found := verdict(search)) is not None:
+        lines += ["", f"verdict: {summary_line(found)}", *(f"  {line}" for line in found.lines)]
     for t in search.searched:
         if t.status == "failed":
             reason = (t.error or "").strip()[-ERROR_CHARS:]
@@ -56,25 +59,43 @@ def format_leaderboard(report: Report) -> str:
         f"pruned, {report.count('failed')} failed"
         + "".join(f", {report.count(s)} {s}" for s in ("killed", "running") if report.count(s)),
         "",
-        f"ranked by {report.metric} ({report.mode}) at the last epoch; epoch 0: the untrained model"
+        f"ranked by {report.metric} ({report.mode}) at each trial's selected epoch (column "
+        "epoch: selected/run); epoch 0: before training"
         + (
             "\nvs control: score - the control's score (the default recipe)"
             if report.control
             else ""
         ),
     ]
+    pretrained = search.pretrained.get(report.metric)
+    if pretrained is not None:
+        lines.append("pretrained: the pretrained model itself, the bar every recipe must clear")
     if not report.rows:
         return "\n".join([*lines, "no trial has a score yet"])
     vs = f"  {'vs control':>10}" if report.control else ""
     lines.append(
-        f"{'rank':>4}  {'score':>7}  {'epoch 0':>7}{vs}  {'epochs':>6}  {'status':<8}  recipe"
+        f"{'rank':>4}  {'score':>7}  {'epoch 0':>7}{vs}  {'epoch':>7}  {'status':<8}  recipe"
     )
+    rows = []
     for row in report.rows:
         delta = f"  {_num(row.delta, signed=True):>10}" if report.control else ""
-        lines.append(
-            f"{row.rank:>4}  {row.score:>7.4f}  {_num(row.baseline):>7}{delta}  {row.epochs:>6}  "
-            f"{row.trial.status:<8}  {row.trial.label}"
+        rows.append(
+            f"{row.rank:>4}  {row.score:>7.4f}  {_num(row.baseline):>7}{delta}  "
+            f"{_epochs(row.trial):>7}  {row.trial.status:<8}  {row.trial.label}"
         )
+    if pretrained is not None:  # a row of its own, where its score ranks
+        sign = 1 if report.mode == "max" else -1
+        place = sum(1 for row in report.rows if sign * row.score > sign * pretrained)
+        delta = ""
+        if report.control and (control := report.score(report.control)) is not None:
+            delta = f"  {_num(pretrained - control, signed=True):>10}"
+        elif report.control:
+            delta = f"  {'-':>10}"
+        rows.insert(
+            place,
+            f"{'-':>4}  {pretrained:>7.4f}  {'-':>7}{delta}  {'-':>7}  {'-':<8}  pretrained model",
+        )
+    lines += rows
     ranked = report.ranked
     if report.control is not None and report.control in ranked:
         place = ranked.index(report.control) + 1
@@ -90,6 +111,17 @@ def format_leaderboard(report: Report) -> str:
         if report.unrated:
             lines.append(f"  not rated (set for some recipes only): {', '.join(report.unrated)}")
     return "\n".join(lines)
+
+
+def _epochs(trial: TrialResult) -> str:
+    """`selected/last`, e.g. 2/4: scored at epoch 2 of the 4 it ran."""
+    selected = trial.selected_epoch
+    return f"{trial.epochs}" if selected is None else f"{selected}/{trial.epochs}"
+
+
+def _at(trial: TrialResult) -> str:
+    selected = trial.selected_epoch
+    return "last epoch" if selected is None else f"epoch {selected} of {trial.epochs}"
 
 
 def format_confirmations(confirmations: list[Confirmation], metric: str) -> str:

@@ -28,21 +28,35 @@ from minesearch.results._trials import (
     recipe_key,
     top_recipes,
 )
+from minesearch.results._verdict import (
+    PRETRAINED_BETTER,
+    VERDICTS,
+    Verdict,
+    VerdictName,
+    summary_line,
+    verdict,
+)
 
 __all__ = [
+    "PRETRAINED_BETTER",
     "ROLES",
     "SEED_OFFSET",
     "SHOWN",
     "STATUSES",
+    "VERDICTS",
     "Confirmation",
     "Role",
     "SearchResult",
     "Status",
     "TrialResult",
+    "Verdict",
+    "VerdictName",
     "confirmation_seeds",
     "confirmations",
     "mean_ci95",
     "rank",
     "recipe_key",
+    "summary_line",
     "top_recipes",
+    "verdict",
 ]

@@ -54,10 +54,11 @@ def run_confirm(
     seeds: int,
     at_once: int,
 ) -> None:
-    """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`)."""
+    """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`); their
+    selected checkpoints are scored on the test split with the other chosen ones."""
     spec = setup.spec
     trials = [
-        TrialConfig(recipe, seed=seed, score_test=True)
+        TrialConfig(recipe, seed=seed)
         for recipe in recipes
         for seed in confirmation_seeds(spec.train.seed, seeds)
     ]

@@ -1,38 +1,63 @@
-"""The test split, scored once after selection for the chosen trials only (honest selection).
+"""Networks scored outside training, as Ray tasks: the pretrained reference before any trial, and
+the chosen trials, the control and the pretrained model on the test split after selection.
 
-Scoring runs as Ray tasks (`minesearch.train.score_checkpoint`): on a cluster the data and the
-checkpoints are where the workers are, not necessarily where the driver is.
+Tasks rather than driver code: on a cluster the data and the checkpoints are where the workers
+are, not necessarily where the driver is (`minesearch.train.score_network` runs there).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import ray
 
 from minesearch.config import SpaceSpec
+from minesearch.config.vocab import HeadName, SplitPart
+from minesearch.data import open_source
+from minesearch.models import is_pretrained
 from minesearch.results import TrialResult
-from minesearch.train import score_checkpoint
+from minesearch.train import score_network
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """One network on one split: a trial's checkpoint, or (no checkpoint) the pretrained model."""
+
+    part: SplitPart
+    checkpoint: str | None = None
+    head: HeadName | None = None  # a trial's own head, when it searched one
+
+    @classmethod
+    def of(cls, trial: TrialResult, part: SplitPart) -> ScoreJob | None:
+        """A trial's selected checkpoint on `part`; None when it has none."""
+        if trial.checkpoint is None:
+            return None
+        return cls(part, trial.checkpoint, trial.recipe.head if trial.recipe else None)
 
 
 def has_test_split(spec: SpaceSpec) -> bool:
     return spec.data.split.test > 0
 
 
-def score_chosen(
-    spec: SpaceSpec, storage_path: str, chosen: dict[str, TrialResult]
+def has_reference(spec: SpaceSpec) -> bool:
+    """Whether the search starts from a pretrained model (vectors, or a pretrained backbone)."""
+    return is_pretrained(spec, open_source(spec))
+
+
+def score(
+    spec: SpaceSpec, storage_path: str, jobs: dict[str, ScoreJob]
 ) -> dict[str, dict[str, float]]:
-    """`test.*` scores per name ("best", "control") of the chosen trials' last checkpoints,
-    scored in parallel. A checkpoint that cannot be scored is reported and left out: the search
-    it ends is done."""
-    task = ray.remote(num_cpus=1)(score_checkpoint)
+    """Scores per job name, the jobs run in parallel. A job that fails is reported and left out:
+    the search it serves is done."""
+    task = ray.remote(num_cpus=1)(score_network)
     pending = {
-        name: task.remote(spec, trial.checkpoint, storage_path)
-        for name, trial in chosen.items()
-        if trial.checkpoint is not None
+        name: task.remote(spec, job.part, job.checkpoint, storage_path, job.head)  # type: ignore[call-arg]
+        for name, job in jobs.items()
     }
     scores: dict[str, dict[str, float]] = {}
     for name, ref in pending.items():
         try:
             scores[name] = ray.get(ref)
         except Exception as exc:  # a failed scoring must not cost the finished search
-            print(f"warning: test-split scoring of {name} failed: {exc}")
+            print(f"warning: scoring {name} on the {jobs[name].part} split failed: {exc}")
     return scores

@@ -80,6 +80,13 @@ class ParentRun:
         client.set_tag(run_id, names.INTERRUPTED_TAG, "")
         return cls(client, run_id)
 
+    def metrics(self) -> dict[str, float]:
+        """The parent run's metrics so far (their last values)."""
+        return dict(self.client.get_run(self.run_id).data.metrics)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        log_metrics(self.client, self.run_id, metrics, step=0)
+
     def interrupted(self) -> bool:
         """Whether the trial callback saw Tune end with unfinished trials (SIGINT)."""
         return bool(self.client.get_run(self.run_id).data.tags.get(names.INTERRUPTED_TAG))

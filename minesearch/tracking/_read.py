@@ -51,6 +51,11 @@ def read_search(tracking_uri: str, parent_run_id: str) -> SearchResult:
         metric=params["metric"],
         mode="max" if params["mode"] == "max" else "min",
         trials=[_trial(run) for run in children],
+        pretrained={
+            k.removeprefix(names.PRETRAINED_PREFIX): v
+            for k, v in parent.data.metrics.items()
+            if k.startswith(names.PRETRAINED_PREFIX)
+        },
         parent_metrics=dict(parent.data.metrics),
         parent_tags=dict(parent.data.tags),
     )
@@ -80,6 +85,7 @@ class FoundTrial:
     trial: TrialResult
     parent_run_id: str
     parent_tags: dict[str, str]
+    via_search: bool  # named through its search (`best`, a parent run id), not as a trial
 
 
 def find_trial(tracking_uri: str, ref: str) -> FoundTrial:
@@ -92,7 +98,8 @@ def find_trial(tracking_uri: str, ref: str) -> FoundTrial:
     parent = _run(client, child.data.tags[MLFLOW_PARENT_RUN_ID])
     if parent is None:
         raise StoreError(f"run {child.info.run_id}'s search (parent run) is gone from the store")
-    return FoundTrial(_trial(child), parent.info.run_id, dict(parent.data.tags))
+    via_search = ref == BEST or ref == parent.info.run_id
+    return FoundTrial(_trial(child), parent.info.run_id, dict(parent.data.tags), via_search)
 
 
 def spec_of(tracking_uri: str, parent_run_id: str) -> dict[str, Any]:

@@ -12,12 +12,13 @@ TRIAL_TAG = "minesearch.trial_id"  # a child run's Tune trial id
 ROLE_TAG = "minesearch.role"  # a child run's role: trial, control or confirm (results.ROLES)
 RECIPE_TAG = "minesearch.recipe"  # a child run's exact recipe, as JSON
 STORAGE_TAG = "minesearch.storage"  # on the parent: the search's Ray storage path
-CHECKPOINT_TAG = "minesearch.checkpoint"  # a child run's last checkpoint (in that storage)
+CHECKPOINT_TAG = "minesearch.checkpoint"  # a child run's selected epoch's checkpoint (storage)
 INTERRUPTED_TAG = "minesearch.interrupted"  # an interrupted search or trial; cleared on resume
 STOPPED_TAG = "minesearch.stopped"  # a KILLED child run that the scheduler stopped early
 ERROR_TAG = "minesearch.error"  # a FAILED child run's reason
 ORPHAN_TAG = "minesearch.orphan"  # a child run deleted on resume, with why
 BEST_TAG = "best.trial_id"  # on the parent, when the search finishes: its best trial
+VERDICT_TAG = "minesearch.verdict"  # on the parent: fine_tuned_better or pretrained_better
 PARENT_VALUE = "parent"  # SEARCH_TAG's value
 
 # --- parameter and metric prefixes on the parent run ---------------------------------------------
@@ -25,6 +26,8 @@ BEST_PREFIX = "best."  # the best trial's recipe (params) and scores (metrics)
 EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training
 CONTROL_PREFIX = "control."  # the control's scores
 CONFIRM_PREFIX = "confirm."  # confirm.<rank>.test.<metric>.mean / .ci95, confirm.<rank>.seeds
+PRETRAINED_PREFIX = "pretrained."  # the pretrained model's scores: <metric>, test.<metric>
+VERDICT_MARGIN = "verdict.margin"  # fine-tuned minus pretrained on the verdict's evidence
 
 # --- artifacts -----------------------------------------------------------------------------------
 SPEC_ARTIFACT = "resolved_spec.json"  # on the parent: the validated space, every default filled

@@ -243,7 +243,7 @@ def vector_trial(tmp_path: Path) -> Trial:
 def test_export_run_resolves_references(vector_trial: Trial, tmp_path: Path, ref: str) -> None:
     name = {"child": vector_trial.child_id, "parent": vector_trial.parent_id}.get(ref, ref)
     out = tmp_path / "out"
-    path = export_run(name, "torchscript", out, vector_trial.uri)
+    path = export_run(name, "torchscript", out, vector_trial.uri).path
     assert path == out / "model.pt"
     settings = json.loads((out / "preprocess.json").read_text())
     assert settings["input_column"] == "x"  # embed's default column

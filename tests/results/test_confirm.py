@@ -9,7 +9,7 @@ import pytest
 from minesearch.recipe import Recipe
 from minesearch.report import format_confirmations
 from minesearch.results import Confirmation, mean_ci95, top_recipes
-from minesearch.search._run import confirmation_metrics
+from minesearch.search._steps import confirmation_metrics
 
 METRIC = "mean_average_precision_at_r"
 

@@ -42,7 +42,7 @@ def ray_instance(
 
 def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list[Any]]:
     """Run `space` from the CLI into a store under tmp_path; (parent run, child runs)."""
-    space["tracking"] = {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": space["name"]}
+    space["tracking"] = {"uri": space_uri(tmp_path), "experiment": space["name"]}
     space["data"]["cache_dir"] = str(tmp_path / "cache")  # the workers' Arrow cache too
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space))
@@ -58,6 +58,10 @@ def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get(ROLE_TAG) == "trial"]
     return parents[0], children
+
+
+def space_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def tiny_search(params: dict[str, Any], trials: int = 2) -> dict[str, Any]:
@@ -98,13 +102,27 @@ def test_parquet_vectors_with_a_split_column(ray_instance: None, tmp_path: Path)
             "input_column": "emb",
             "split_column": "part",
         },
-        "model": {"backbone": "auto", "embedding_dim": 8, "hidden_dim": 32},
+        "model": {"hidden_dim": 32},  # the defaults: start at the vectors (a residual head)
         "train": {"epochs": 2, "batch": {"classes": 4, "per_class": 4}, "workers": 2},
         "search": tiny_search({"loss": "ContrastiveLoss", "lr": [1.0e-3, 3.0e-3]}),
     }
     parent, children = search(tmp_path, space)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
-    assert f"best.test.{MAP}" in parent.data.metrics  # the split column's test rows
+    metrics, tags = parent.data.metrics, parent.data.tags
+    assert f"best.test.{MAP}" in metrics  # the split column's test rows
+    # judged against the vectors themselves: scored before any trial, on val and on test
+    assert {f"pretrained.{MAP}", f"pretrained.test.{MAP}", "verdict.margin"} <= set(metrics)
+    assert tags["minesearch.verdict"] in ("fine_tuned_better", "pretrained_better")
+    best = next(c for c in children if c.data.tags["minesearch.trial_id"] == tags["best.trial_id"])
+    test_margin = best.data.metrics[f"test.{MAP}"] - metrics[f"pretrained.test.{MAP}"]
+    assert metrics["verdict.margin"] == pytest.approx(test_margin)
+    client = MlflowClient(space_uri(tmp_path))
+    for child in children:  # a head that starts at the vectors: epoch 0 is the pretrained model
+        epoch0 = client.get_metric_history(child.info.run_id, MAP)[0]
+        assert epoch0.step == 0 and epoch0.value == pytest.approx(
+            metrics[f"pretrained.{MAP}"], abs=1e-6
+        )
+        assert child.data.metrics[f"selected.{MAP}"] >= metrics[f"pretrained.{MAP}"] - 1e-9
 
 
 def draw_image_folder(root: Path, classes: int = 6, per_class: int = 6) -> None:

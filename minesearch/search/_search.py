@@ -1,0 +1,31 @@
+"""What the steps of one search share, explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from minesearch.config import SpaceSpec
+from minesearch.search._trial import TrialSetup
+from minesearch.tracking import ParentRun
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the steps of one search share."""
+
+    setup: TrialSetup  # the space (devices resolved) and the Ray storage
+    name: str  # the Tune experiment's name: <space name>-<timestamp>
+    tracking_uri: str
+    parent: ParentRun
+    at_once: int  # trials side by side
+
+    @property
+    def spec(self) -> SpaceSpec:
+        return self.setup.spec
+
+    @property
+    def directory(self) -> Path | None:
+        """The search's directory in local (or NFS) storage; None for s3://, gs://, ..."""
+        storage = self.setup.storage_path
+        return None if "://" in storage else Path(storage) / self.name

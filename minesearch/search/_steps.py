@@ -1,0 +1,157 @@
+"""The steps of a search around Tune's fit, each over one explicit `Search`.
+
+Before: the pretrained reference. After: the control, the confirmations, the test split of the
+chosen trials (once, after selection), the verdict and the parent run's outcome.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from minesearch.config.vocab import SELECTED_EPOCH, TEST_PREFIX
+from minesearch.results import (
+    SHOWN,
+    Confirmation,
+    SearchResult,
+    TrialResult,
+    confirmations,
+    top_recipes,
+    verdict,
+)
+from minesearch.search._confirm import run_confirm
+from minesearch.search._control import run_control
+from minesearch.search._scoring import ScoreJob, has_reference, has_test_split, score
+from minesearch.search._search import Search
+from minesearch.search._tuner import trial_params
+from minesearch.tracking import ChildRuns, metric_history, names, read_search
+
+
+def score_reference(search: Search) -> None:
+    """The pretrained model itself (the vectors as given, or the backbone's pooled output with no
+    head) scored on val exactly as trials are, once, before any trial: the bar every recipe must
+    clear. Logged on the parent run as pretrained.<metric>; a resumed search has it already."""
+    spec = search.spec
+    key = f"{names.PRETRAINED_PREFIX}{spec.search.metric}"
+    if not has_reference(spec) or key in search.parent.metrics():
+        return
+    found = score(spec, search.setup.storage_path, {"pretrained": ScoreJob("val")})
+    if "pretrained" in found:
+        metrics = found["pretrained"]
+        search.parent.log_metrics({f"{names.PRETRAINED_PREFIX}{k}": v for k, v in metrics.items()})
+        print(
+            f"the pretrained model scores {spec.search.metric} "
+            f"{metrics[spec.search.metric]:.4f} on val: the bar every recipe must clear"
+        )
+
+
+def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
+    """The control, the confirmations, the test split of the chosen trials, then the verdict and
+    the parent run's outcome; the search read back from MLflow at the end."""
+    params = trial_params(search.spec)
+    if search.spec.search.control:
+        run_control(search.setup, search.name, search.tracking_uri, search.parent.run_id, params)
+    result = read_search(search.tracking_uri, search.parent.run_id)
+    if confirm is not None and result.best is not None:
+        top, seeds = confirm
+        recipes = top_recipes([t.recipe for t in result.ranked if t.recipe is not None], top)
+        run_confirm(
+            search.setup,
+            search.name,
+            search.tracking_uri,
+            search.parent.run_id,
+            params,
+            recipes,
+            seeds,
+            search.at_once,
+        )
+        result = read_search(search.tracking_uri, search.parent.run_id)
+    if has_test_split(search.spec):
+        score_test_split(search, result)
+        result = read_search(search.tracking_uri, search.parent.run_id)
+    outcome_params, metrics, tags = outcome(result)
+    search.parent.log_outcome(outcome_params, metrics, tags)
+    return read_search(search.tracking_uri, search.parent.run_id)
+
+
+def score_test_split(search: Search, result: SearchResult) -> None:
+    """The test split, once, after selection: the best trial, the control and the confirmations
+    from their selected checkpoints, and the pretrained model. A trial's scores go to its child
+    run as test.<metric>, the pretrained model's to the parent run as pretrained.test.<metric>."""
+    chosen = {"best": result.best, "control": result.control}
+    chosen |= {f"confirmation {t.trial_id}": t for t in result.of_role("confirm")}
+    trials = {name: t for name, t in chosen.items() if t is not None}
+    jobs = {name: job for name, t in trials.items() if (job := ScoreJob.of(t, "test"))}
+    if result.pretrained:
+        jobs["pretrained"] = ScoreJob("test")
+    runs = ChildRuns(search.tracking_uri, search.parent.run_id, "trial", {})
+    for name, metrics in score(search.spec, search.setup.storage_path, jobs).items():
+        test = {f"{TEST_PREFIX}{k}": v for k, v in metrics.items()}
+        if name == "pretrained":
+            search.parent.log_metrics({f"{names.PRETRAINED_PREFIX}{k}": v for k, v in test.items()})
+        else:
+            runs.log_after(trials[name].trial_id, test)
+
+
+def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
+    """The parent run's params, metrics and tags once the search is done: the best recipe, its
+    selected scores, epoch-0 scores and test scores, the control's, the confirmations', and the
+    verdict against the pretrained model."""
+    best, control = result.best, result.control
+    if best is None:
+        return {}, {}, {}
+    params = {f"{names.BEST_PREFIX}{k}": v for k, v in _recipe_params(best).items()}
+    metrics = _shown(names.BEST_PREFIX, best)
+    metrics |= _shown(names.EPOCH0_PREFIX, epoch0_scores(result.tracking_uri, best))
+    if best.selected_epoch is not None:
+        metrics[f"{names.BEST_PREFIX}{SELECTED_EPOCH}"] = float(best.selected_epoch)
+    if control is not None:
+        metrics |= _shown(names.CONTROL_PREFIX, control)
+    for name, trial in (("best", best), ("control", control)):  # e.g. best.test.<metric>
+        tested = (trial.metrics if trial else {}).items()
+        metrics |= {f"{name}.{k}": v for k, v in tested if k.startswith(TEST_PREFIX)}
+    for confirmation in confirmations(result):
+        metrics |= confirmation_metrics(confirmation, result.metric)
+    tags = {names.BEST_TAG: best.trial_id}
+    if (found := verdict(result)) is not None:
+        tags[names.VERDICT_TAG] = found.name
+        metrics[names.VERDICT_MARGIN] = found.margin
+    return params, metrics, tags
+
+
+def confirmation_metrics(confirmation: Confirmation, metric: str) -> dict[str, float]:
+    """confirm.<rank>.test.<metric>.mean / .ci95 and confirm.<rank>.seeds, for the parent run."""
+    mean, half = confirmation.interval(metric)
+    rank = f"{names.CONFIRM_PREFIX}{confirmation.rank}"
+    values = {
+        f"{rank}.{TEST_PREFIX}{metric}.mean": mean,
+        f"{rank}.{TEST_PREFIX}{metric}.ci95": half,
+        f"{rank}.seeds": float(len(confirmation.scores)),
+    }
+    return {k: v for k, v in values.items() if math.isfinite(v)}
+
+
+def epoch0_scores(tracking_uri: str, trial: TrialResult) -> dict[str, float]:
+    """A trial's scores before training (epoch 0), from its metric histories."""
+    scores: dict[str, float] = {}
+    for key in SHOWN:
+        history = dict(metric_history(tracking_uri, trial.run_id, key))
+        if 0 in history:
+            scores[key] = history[0]
+    return scores
+
+
+def _shown(prefix: str, scores: TrialResult | dict[str, float]) -> dict[str, float]:
+    """The SHOWN scores of a trial (its selected epoch's) or of a dict, under `prefix`."""
+    values = {
+        k: scores.score(k) if isinstance(scores, TrialResult) else scores.get(k) for k in SHOWN
+    }
+    return {
+        f"{prefix}{k}": float(v) for k, v in values.items() if v is not None and math.isfinite(v)
+    }
+
+
+def _recipe_params(trial: TrialResult) -> dict[str, str]:
+    if trial.recipe is not None:
+        return trial.recipe.mlflow_params()
+    return dict(trial.params)
