@@ -9,10 +9,17 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from minesearch.config import SpaceSpec
+from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.search._callback import MlflowTrialCallback
-from minesearch.search._searcher import RecipeSearch
+from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import TrialSetup, trainable
-from minesearch.space import build_space, make_search
+from minesearch.space import SearchSpace, build_space, make_search
+
+
+def tune_metric(spec: SpaceSpec) -> str:
+    """What Tune's scheduler and searcher compare: a trial's selected score so far (its best
+    validation epoch under `select: best_epoch`), the score the search ranks it by."""
+    return f"{SELECTED_PREFIX}{spec.search.metric}"
 
 
 def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
@@ -20,8 +27,8 @@ def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
     if scheduler.name == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(
-        time_attr="epoch",
-        metric=spec.search.metric,
+        time_attr=EPOCH,
+        metric=tune_metric(spec),
         mode=spec.search.mode,
         max_t=spec.train.epochs,
         grace_period=min(scheduler.grace_epochs, spec.train.epochs),
@@ -41,27 +48,38 @@ def trial_params(spec: SpaceSpec) -> dict[str, Any]:
     }
 
 
+def planned_trials(
+    asked: int, recipes: SearchSpace, grid_size: int | None
+) -> tuple[int, list[dict[str, Any]] | None]:
+    """Trials to run: what the space asks, but no more than a finite space's distinct recipes
+    (a recipe is never trained twice); and those recipes' Optuna params, for the searcher."""
+    if grid_size is not None:  # the grid proposes each distinct recipe once already
+        return min(asked, grid_size), None
+    choices = distinct_recipes(recipes)
+    return (asked if choices is None else min(asked, len(choices))), choices
+
+
 def new_tuner(
     setup: TrialSetup, name: str, uri: str, parent_run_id: str, at_once: int
 ) -> tune.Tuner:
     spec = setup.spec
     sampler = spec.search.sampler
-    space, optuna_sampler, grid_size = make_search(
-        sampler.name, sampler.seed, build_space(spec.search.params, spec.search.weight_miners)
-    )
-    trials = spec.search.trials if grid_size is None else min(spec.search.trials, grid_size)
+    recipes = build_space(spec.search.params, spec.search.weight_miners)
+    space, optuna_sampler, grid_size = make_search(sampler.name, sampler.seed, recipes)
+    trials, choices = planned_trials(spec.search.trials, recipes, grid_size)
     if trials < spec.search.trials:
-        print(f"grid: {grid_size} distinct recipes, so {trials} trials (search.trials asked more)")
+        print(f"the space has {trials} distinct recipes: {trials} trials, each trained once")
     callback = MlflowTrialCallback(uri, parent_run_id, trial_params(spec), spec.train.epochs)
     return tune.Tuner(
         trainable(setup),
         tune_config=tune.TuneConfig(
             search_alg=RecipeSearch(
                 space=space,
-                metric=spec.search.metric,
+                metric=tune_metric(spec),
                 mode=spec.search.mode,
                 sampler=optuna_sampler,
                 epochs=spec.train.epochs,
+                choices=choices,
             ),
             scheduler=make_scheduler(spec),
             num_samples=trials,

@@ -9,7 +9,7 @@ Runs in the Tune driver (Ray's OptunaSearch calls the space; tests drive it with
 FixedTrial). Imports optuna, `config`, `catalog` and `recipe`; never Ray, torch or MLflow.
 """
 
-from minesearch.space._grid import GRID_KEY, GridSpace, enumerate_recipes
+from minesearch.space._grid import GRID_KEY, GridSpace, enumerate_choices, enumerate_recipes
 from minesearch.space._samplers import make_sampler, make_search
 from minesearch.space._space import SearchSpace, SpaceFn, build_space, margin_mode, suggest
 
@@ -19,6 +19,7 @@ __all__ = [
     "SearchSpace",
     "SpaceFn",
     "build_space",
+    "enumerate_choices",
     "enumerate_recipes",
     "make_sampler",
     "make_search",

@@ -55,13 +55,19 @@ class _EnumeratingTrial:
 
 def enumerate_recipes(space: SearchSpace) -> list[Recipe]:
     """Every distinct recipe of a finite define-by-run space, depth first in the file's order."""
-    recipes: list[Recipe] = []
+    return [recipe for _, recipe in enumerate_choices(space)]
+
+
+def enumerate_choices(space: SearchSpace) -> list[tuple[dict[str, Any], Recipe]]:
+    """(the Optuna params that propose it, the recipe) for every distinct recipe of a finite
+    space; raises ValueError when the space has a range."""
+    found: list[tuple[dict[str, Any], Recipe]] = []
     pending = [dict[str, Any]()]
     while pending:
         fixed = pending.pop()
         try:
-            recipes.append(space.recipe(_EnumeratingTrial(fixed)))  # type: ignore[arg-type]
+            found.append((fixed, space.recipe(_EnumeratingTrial(fixed))))  # type: ignore[arg-type]
         except _Undecided as undecided:
             branches = [{**fixed, undecided.name: c} for c in undecided.choices]
             pending.extend(reversed(branches))
-    return recipes
+    return found

@@ -1,16 +1,23 @@
-"""Trials the scheduler stopped early are PRUNED for Optuna, not COMPLETE with a partial score."""
+"""The searcher: trials the scheduler stopped early are PRUNED for Optuna (not COMPLETE with a
+partial score), and a recipe already proposed is never trained again."""
 
 from __future__ import annotations
 
-import optuna
+from typing import Any
 
+import optuna
+import pytest
+
+from minesearch.recipe import TrialConfig
+from minesearch.results import recipe_key
 from minesearch.search._searcher import RecipeSearch, stopped_early
+from minesearch.search._tuner import planned_trials
 from minesearch.space import build_space
 
 
 def searcher() -> RecipeSearch:
     return RecipeSearch(
-        space=build_space({"lr": [1e-3, 1e-2]}),
+        space=build_space({"lr": [1e-3, 1e-2, 1e-1]}),
         metric="mean_average_precision_at_r",
         mode="max",
         sampler=optuna.samplers.RandomSampler(seed=0),
@@ -30,17 +37,103 @@ def test_stopped_early_is_pruned_full_budget_is_complete_error_is_fail() -> None
     search.on_trial_complete("full", {"mean_average_precision_at_r": 0.5, "epoch": 4})
     search.on_trial_complete("early", {"mean_average_precision_at_r": 0.1, "epoch": 2})
     search.on_trial_complete("broken", None, error=True)
-    states = [t.state for t in search._ot_study.trials]
-    assert states == [
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.FAIL,
-    ]
-    assert search._ot_study.trials[0].value == 0.5
-    assert search._ot_study.trials[1].intermediate_values  # TPE reads these for pruned trials
+    full, early, broken = (told(search, t) for t in ("full", "early", "broken"))
+    assert full.state == optuna.trial.TrialState.COMPLETE and full.value == 0.5
+    assert early.state == optuna.trial.TrialState.PRUNED
+    assert early.intermediate_values  # TPE reads these for pruned trials
+    assert broken.state == optuna.trial.TrialState.FAIL
+
+
+def told(search: RecipeSearch, trial_id: str) -> optuna.trial.FrozenTrial:
+    """What Optuna was told about the Optuna trial of Tune trial `trial_id`."""
+    number = search._ot_trials[trial_id].number
+    return search.study.trials[number]
 
 
 def test_stopped_early() -> None:
     assert stopped_early({"epoch": 2}, 4)
     assert not stopped_early({"epoch": 4}, 4)
     assert not stopped_early({}, 4)
+
+
+# --- a recipe is never trained twice ------------------------------------------------------------
+
+SIX = {  # 3 losses x 2 miners, every pair allowed: 6 distinct recipes
+    "loss": ["TripletMarginLoss", "ContrastiveLoss", "MultiSimilarityLoss"],
+    "miner": ["none", "BatchHardMiner"],
+    "lr": 1e-3,
+}
+METRIC = "selected.mean_average_precision_at_r"
+
+
+def six_recipe_search(seed: int) -> RecipeSearch:
+    space = build_space(SIX)
+    trials, choices = planned_trials(12, space, None)
+    assert trials == 6 and choices is not None and len(choices) == 6  # 12 asked, 6 exist
+    return RecipeSearch(
+        space=space,
+        metric=METRIC,
+        mode="max",
+        sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed),
+        epochs=2,
+        choices=choices,
+    )
+
+
+def recipe_of(config: dict[str, Any]) -> str:
+    return recipe_key(TrialConfig.from_config(config).recipe)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_six_recipe_space_trains_each_recipe_once(seed: int) -> None:
+    search = six_recipe_search(seed)
+    proposed = []
+    for i in range(6):
+        config = search.suggest(f"t{i}")
+        assert config is not None
+        proposed.append(recipe_of(config))
+        search.on_trial_complete(f"t{i}", {METRIC: 0.1 * i, "epoch": 2})
+    assert len(set(proposed)) == 6
+    # every proposal Optuna made is accounted for: trained, or told its recipe's known value
+    study = search.study
+    assert len(study.trials) == 6 + search.repeats
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
+
+
+def test_a_repeat_is_told_the_known_outcome_now_or_when_its_trainer_ends() -> None:
+    search = six_recipe_search(0)
+    first = search.suggest("a")
+    assert first is not None
+    key = recipe_of(first)
+    # Optuna proposes the running recipe again: it is not trained, but waits for its value
+    search.study.enqueue_trial(search._ot_trials["a"].params)
+    second = search.suggest("b")
+    assert second is not None and recipe_of(second) != key
+    assert search.repeats == 1 and len(search.waiting[key]) == 1
+    search.on_trial_complete("a", {METRIC: 0.42, "epoch": 2})
+    repeat = next(
+        t
+        for t in search.study.trials
+        if t.params == search._ot_trials["a"].params and t.number != search._ot_trials["a"].number
+    )
+    assert repeat.state == optuna.trial.TrialState.COMPLETE and repeat.value == 0.42
+    # once known, a repeat is answered at once
+    search.study.enqueue_trial(search._ot_trials["a"].params)
+    third = search.suggest("c")
+    assert third is not None and recipe_of(third) not in (key, recipe_of(second))
+    assert search.repeats == 2 and not search.waiting.get(key)
+
+
+def test_a_repeat_of_a_pruned_trial_is_pruned_with_its_curve() -> None:
+    search = six_recipe_search(1)
+    assert search.suggest("a") is not None
+    for step in (1, 2):
+        search.on_trial_result(
+            "a", {METRIC: 0.1 * step, "epoch": step - 1, "training_iteration": step}
+        )
+    search.on_trial_complete("a", {METRIC: 0.2, "epoch": 1})  # stopped before its 2 epochs
+    search.study.enqueue_trial(search._ot_trials["a"].params)
+    assert search.suggest("b") is not None
+    repeats = [t for t in search.study.trials if t.params == search._ot_trials["a"].params]
+    assert [t.state for t in repeats] == [optuna.trial.TrialState.PRUNED] * 2
+    assert repeats[1].intermediate_values == repeats[0].intermediate_values
