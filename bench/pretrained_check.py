@@ -44,9 +44,9 @@ def run(space: str, work: Path) -> float:
         str(work / "ray"),
     ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    (work / "output.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise SystemExit(f"{space} failed ({done.returncode}); see {work / 'output.txt'}")
+        tail = (done.stdout + done.stderr)[-6000:]
+        raise SystemExit(f"{space} failed ({done.returncode}):\n{tail}")
     return time.perf_counter() - started
 
 

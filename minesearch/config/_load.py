@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from minesearch.catalog import did_you_mean
 from minesearch.config._checks import semantic_errors
 from minesearch.config._params import PARAM_FORMS, ParamValue, Range, param_errors
+from minesearch.config._paths import with_paths_resolved
 from minesearch.config._schema import SpaceSpec
 
 
@@ -27,6 +28,9 @@ class SpecError(Exception):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, list[str]]]:
+        return type(self), (self.source, self.problems)
 
 
 class SpaceLoader(yaml.SafeLoader):
@@ -42,17 +46,26 @@ SpaceLoader.add_implicit_resolver(
 
 
 def load_spec(path: str | Path) -> SpaceSpec:
-    """Read and validate a space file; raise SpecError with every problem found."""
+    """Read and validate a space file (its relative paths are relative to it: `_paths`); raise
+    SpecError with every problem found."""
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            source,
+            [
+                f"not UTF-8 text (byte {exc.start}: {exc.reason}): a space file is YAML text; "
+                "save it as UTF-8"
+            ],
+        ) from None
     except OSError as exc:
         raise SpecError(source, [f"cannot read the space file: {exc.strerror}"]) from None
     try:
         raw = yaml.load(text, Loader=SpaceLoader)  # SpaceLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise SpecError(source, [f"not valid YAML: {exc}"]) from None
-    return parse_spec(raw, source)
+    return parse_spec(with_paths_resolved(raw, Path(path).resolve().parent), source)
 
 
 def parse_spec(raw: Any, source: str = "<space>") -> SpaceSpec:

@@ -13,3 +13,8 @@ class DataError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[DataError], tuple[str, str]]:
+        """Raised in a Ray worker, it must unpickle in the driver (Ray re-raises it there)."""
+        return type(self), (self.field, self.message)

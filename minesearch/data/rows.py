@@ -24,6 +24,9 @@ class RowProblem(ValueError):
         self.row = row
         self.message = message  # "is null", "has 3 values; ...", ": image file ... does not exist"
 
+    def __reduce__(self) -> tuple[type[RowProblem], tuple[int, str]]:
+        return type(self), (self.row, self.message)
+
     def at(self, where: str) -> str:
         """The message for a reader that knows where the row is (file, column, row)."""
         return (
