@@ -1,6 +1,6 @@
 """Retrieval evaluation: minesearch's chunked evaluator against PML's AccuracyCalculator.
 
-Run: python bench/evaluation.py [--quick | --largest-n]
+Run: python bench/evaluation.py [--quick | --largest-n] [--threads N]
 
 Each arm runs in a fresh subprocess on the same seeded data (L2-normalised float32, 128-d; classes
 of 50 around random centres). Memory is the arm's own peak: the child makes its data, then resets
@@ -47,6 +47,8 @@ GIB = 2**30
 LIMIT = 4 * GIB
 TOLERANCE = 1e-6
 METRICS = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
+# The thread pools of torch, faiss (OpenMP) and BLAS, read at start-up: --threads sets them.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,14 @@ def _max_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_arm(arm: str, rows: int, big_class: int, timeout: float | None = None) -> dict[str, Any]:
+def run_arm(
+    arm: str, rows: int, big_class: int, timeout: float | None = None, threads: int | None = None
+) -> dict[str, Any]:
     """`measure` in a fresh interpreter: imports, caches and freed memory of one arm never reach
     the other."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if threads is not None:
+        env |= dict.fromkeys(THREAD_VARIABLES, str(threads))
     args = [__file__, "--arm", arm, "--rows", str(rows), "--big-class", str(big_class)]
     done = subprocess.run(
         [sys.executable, *args],
@@ -222,10 +228,10 @@ def largest_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
     return max(diffs)
 
 
-def compare(case: Case) -> bool:
+def compare(case: Case, threads: int | None = None) -> bool:
     """Both arms on the case; prints a block and returns whether every target was met."""
-    pml = run_arm("pml", case.rows, case.big_class)
-    mine = run_arm("ours", case.rows, case.big_class)
+    pml = run_arm("pml", case.rows, case.big_class, threads=threads)
+    mine = run_arm("ours", case.rows, case.big_class, threads=threads)
     time_ratio = mine["seconds"] / pml["seconds"]
     memory_ratio = mine["peak_bytes"] / max(pml["peak_bytes"], 1)
     diff = largest_difference(mine["scores"], pml["scores"])
@@ -260,7 +266,7 @@ def _verdict(ratio: float, target: float | None) -> str:
 # --- the largest N within 4 GiB ------------------------------------------------------------------
 
 
-def largest_n(max_seconds: float) -> None:
+def largest_n(max_seconds: float, threads: int | None = None) -> None:
     """Double N while the whole process stays under 4 GiB (and a run under max_seconds), then
     bisect between the last N that fit and the first that did not (PML), or extrapolate (ours)."""
     print(f"\nlargest N within {LIMIT / GIB:.0f} GiB (whole process's peak RSS), 50 per class")
@@ -269,7 +275,7 @@ def largest_n(max_seconds: float) -> None:
         too_big: int | None = None
         n = 25_000
         while True:
-            result = _probe(arm, n, max_seconds)
+            result = _probe(arm, n, max_seconds, threads)
             if result is None or result["process_peak_bytes"] > LIMIT:
                 too_big = n
                 break
@@ -281,7 +287,7 @@ def largest_n(max_seconds: float) -> None:
             low, high = fits[-1][0], too_big
             while high - low > max(PER_CLASS, low // 20):
                 mid = (low + high) // 2 // PER_CLASS * PER_CLASS
-                result = _probe(arm, mid, max_seconds)
+                result = _probe(arm, mid, max_seconds, threads)
                 if result is not None and result["process_peak_bytes"] <= LIMIT:
                     fits.append((mid, result))
                     low = mid
@@ -290,9 +296,9 @@ def largest_n(max_seconds: float) -> None:
         _report_largest(arm, sorted(fits), too_big)
 
 
-def _probe(arm: str, n: int, max_seconds: float) -> dict[str, Any] | None:
+def _probe(arm: str, n: int, max_seconds: float, threads: int | None) -> dict[str, Any] | None:
     try:
-        result = run_arm(arm, n, 0, timeout=max_seconds * 3)
+        result = run_arm(arm, n, 0, timeout=max_seconds * 3, threads=threads)
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"  {arm} N={n:,}: failed ({type(error).__name__})")
         return None
@@ -334,13 +340,13 @@ def _report_largest(arm: str, fits: list[tuple[int, dict[str, Any]]], too_big: i
 # --- entry points --------------------------------------------------------------------------------
 
 
-def main(quick: bool = False) -> bool:
+def main(quick: bool = False, threads: int | None = None) -> bool:
     print(
         f"retrieval evaluation, PML AccuracyCalculator vs minesearch; {os.cpu_count()} CPUs, "
-        f"torch threads {torch.get_num_threads()}; memory = peak RSS above the data, per fresh "
-        "process"
+        f"threads {threads or torch.get_num_threads()}; memory = peak RSS above the data, per "
+        "fresh process"
     )
-    results = [compare(case) for case in (QUICK if quick else CASES)]
+    results = [compare(case, threads) for case in (QUICK if quick else CASES)]
     return all(results)
 
 
@@ -349,6 +355,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="small cases, seconds")
     parser.add_argument("--largest-n", action="store_true", help="largest N within 4 GiB")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="per run (--largest-n)")
+    parser.add_argument("--threads", type=int, help="thread pools of each arm (default: torch's)")
     parser.add_argument("--arm", choices=sorted(ARMS), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--big-class", type=int, default=0, help=argparse.SUPPRESS)
@@ -356,6 +363,6 @@ if __name__ == "__main__":
     if args.arm:
         print(json.dumps(measure(args.arm, args.rows, args.big_class)))
     elif args.largest_n:
-        largest_n(args.max_seconds)
+        largest_n(args.max_seconds, args.threads)
     else:
-        main(quick=args.quick)
+        main(quick=args.quick, threads=args.threads)

@@ -42,3 +42,14 @@ def test_evaluation_bench_quick_mode_runs(capsys: pytest.CaptureFixture[str]) ->
     assert "PML AccuracyCalculator" in out and "minesearch (chunked)" in out
     assert re.search(r"ours/PML: time \d+\.\d+, memory \d+\.\d+", out)
     assert agree and "(ok)" in out
+
+
+def test_mining_bench_quick_mode_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """PML's miner and ours in their own processes; ours uncapped must give PML's triplets."""
+    bench = load_bench("mining")
+    same = bench.main(bench.QUICK_SIZES, bench.QUICK_TYPES, judge=False)
+    out = capsys.readouterr().out
+    for arm in ("pml", "ours", "ours-uncapped"):
+        assert re.search(rf"B=256 +semihard +{arm} +\d+\.\d+ s", out), arm
+    assert re.search(r"ours-uncapped .* time x\d+\.\d+, memory x\d+\.\d+", out)
+    assert same and "DIFFER" not in out
