@@ -7,19 +7,25 @@ anchors. The triplets worth keeping are decided per (a, p) pair, though: with m 
 
     all: m <= margin    hard: m <= 0    semihard: 0 < m <= margin    easy: m > margin
 
-so this miner takes the positive pairs in PML's order and, a block at a time, compares each pair's
-d(a, p) with the anchor's row of distances: working memory is O(B^2) (the distance matrix and a
-block of pairs x B), plus the output. The triplets are PML's, in PML's order (anchor, then
-positive, then negative ascending), as int64 on the labels' device; `ref_emb`/`ref_labels`, the
-distance and the statistics (`pos_pair_dist`, `neg_pair_dist`, `avg_triplet_margin`: means over
-every valid triplet, computed here from pair sums) behave as PML's.
+so this miner takes the positive pairs in PML's order and, a block at a time (`chunk_elements`
+pairs x references), compares each pair's d(a, p) with its anchor's row of distances, by the same
+float subtraction as PML: working memory is O(B^2) (the distance matrix and label masks) plus a
+block, plus the output. A first pass counts each block's triplets, a second writes them into the
+output, allocated once. The triplets are PML's, in PML's order (anchor, then positive, then
+negative ascending), as int64 on the labels' device (PML's loop path gives anchors the labels'
+dtype); `ref_emb`/`ref_labels`, the distance and the statistics (`pos_pair_dist`,
+`neg_pair_dist`, `avg_triplet_margin`: means over every valid triplet, computed here from pair
+sums, NaN when there is none) behave as PML's. An unknown `type_of_triplets` raises (PML mines
+"all").
 
 The output itself can be the problem: with "all" (or "hard"/"semihard" early in training) the
 count grows as B^3 (B=2048, 8 per class: 29M triplets, 0.7 GB of indices, and several times that
 in the loss). So `max_triplets` (default 2**22, ~100 MB of indices) caps it: when more triplets
-qualify, that many are drawn uniformly without replacement (kept in PML's order), the first capped
-call of a miner logs a warning, and `num_triplets_before_cap` records the count (a PML stat).
-`max_triplets=None` gives PML's output whatever its size.
+qualify, that many are drawn uniformly without replacement (in PML's order), the first capped call
+of a miner logs a warning, and `num_triplets_before_cap` records the count (a PML stat). A loss
+averaging over its triplets then averages over a uniform sample of millions of them: an unbiased
+estimate of a mean over all (and a ratio estimate of TripletMarginLoss's mean over the non-zero
+ones). `max_triplets=None` gives PML's output whatever its size.
 
 Built by the catalog (`build_miner("TripletMarginMiner", ...)`); torch and PML are imported here,
 and the catalog imports this module only when the class is asked for.
@@ -40,7 +46,9 @@ from minesearch.catalog._entries import TRIPLET_TYPES
 
 LOGGER = logging.getLogger(__name__)
 MAX_TRIPLETS = 2**22
-CHUNK_ELEMENTS = 2**22  # (pairs x reference rows) compared at once: ~40 MB of working tensors
+# (pairs x reference rows) compared at once: ~10 MB of working tensors, and as many triplets
+# found at once; smaller blocks cost Python overhead (B=2048: 2 x 113 blocks), larger ones memory.
+CHUNK_ELEMENTS = 2**18
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -87,24 +95,35 @@ class TripletMarginMiner(miners.TripletMarginMiner):
         counts = [int(self._mined(mat, labels, ref_labels, a, p).sum()) for a, p in blocks]
         if self.collect_stats:
             self.num_triplets_before_cap = sum(counts)
-        kept = None
-        if self.max_triplets is not None and sum(counts) > self.max_triplets:
-            kept = self._sample(counts, self.max_triplets)
-            self._warn_cap(sum(counts), len(anchors), mat.shape[1])
-        sizes = counts if kept is None else [len(k) for k in kept]
-        out = [torch.empty(sum(sizes), dtype=torch.long, device=matches.device) for _ in range(3)]
+        takes, rng = self._takes(counts, len(anchors), mat.shape[1])
+        out = [torch.empty(sum(takes), dtype=torch.long, device=matches.device) for _ in range(3)]
         filled = 0
-        for i, (a, p) in enumerate(blocks):  # second pass: write each block's triplets in place
-            if sizes[i] == 0:
+        for (a, p), count, take in zip(blocks, counts, takes, strict=True):  # second pass
+            if take == 0:
                 continue
             pair, negative = torch.where(self._mined(mat, labels, ref_labels, a, p))  # (count,)
-            if kept is not None:
-                pair, negative = pair[kept[i]], negative[kept[i]]
-            out[0][filled : filled + sizes[i]] = a[pair]
-            out[1][filled : filled + sizes[i]] = p[pair]
-            out[2][filled : filled + sizes[i]] = negative
-            filled += sizes[i]
+            if rng is not None and take < count:  # ascending positions: PML's order is kept
+                kept = np.sort(rng.choice(count, take, replace=False))  # (take,)
+                pair, negative = pair[kept], negative[kept]
+            out[0][filled : filled + take] = a[pair]
+            out[1][filled : filled + take] = p[pair]
+            out[2][filled : filled + take] = negative
+            filled += take
         return out[0], out[1], out[2]
+
+    def _takes(
+        self, counts: list[int], pairs: int, num_ref: int
+    ) -> tuple[list[int], np.random.Generator | None]:
+        """How many triplets each block keeps: all of them, or under the cap a uniform sample
+        without replacement, split among the blocks by a multivariate hypergeometric draw (the
+        generator then picks which, block by block). Seeded from torch's RNG, so that
+        torch.manual_seed repeats it."""
+        if self.max_triplets is None or sum(counts) <= self.max_triplets:
+            return counts, None
+        self._warn_cap(sum(counts), pairs, num_ref)
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        takes = rng.multivariate_hypergeometric(counts, self.max_triplets, method="marginals")
+        return takes.tolist(), rng
 
     def _blocks(self, num_pairs: int, num_ref: int) -> Iterator[slice]:
         step = max(1, self.chunk_elements // max(1, num_ref))
@@ -136,19 +155,6 @@ class TripletMarginMiner(miners.TripletMarginMiner):
             elif self.type_of_triplets == "semihard":
                 mined &= margin > 0
         return mined & (labels[anchors][:, None] != ref_labels[None, :])  # n of another class
-
-    @staticmethod
-    def _sample(counts: list[int], size: int) -> list[torch.Tensor]:
-        """A uniform sample of `size` among the sum(counts) mined triplets, without replacement,
-        as each block's positions (ascending, so PML's order is kept): how many fall in each
-        block (multivariate hypergeometric), then which. Seeded from torch's generator, so that
-        torch.manual_seed makes it reproducible."""
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        takes = rng.multivariate_hypergeometric(counts, size, method="marginals").tolist()
-        return [
-            torch.from_numpy(np.sort(rng.choice(count, take, replace=False, shuffle=False)))
-            for count, take in zip(counts, takes, strict=True)
-        ]
 
     def _warn_cap(self, total: int, pairs: int, num_ref: int) -> None:
         if self._warned_cap:
