@@ -3,23 +3,25 @@
 Run: python bench/evaluation.py [--quick | --largest-n] [--threads N]
 
 Each arm runs in a fresh subprocess on the same seeded data (L2-normalised float32, 128-d; classes
-of 50 around random centres). Memory is the arm's own peak: the child makes its data, then resets
-the kernel's peak-RSS mark (writing 5 to /proc/self/clear_refs), records VmRSS, evaluates, and
-reads VmHWM; peak = VmHWM - VmRSS before the call (torch's and faiss's allocations included,
-which tracemalloc would not see). Where clear_refs cannot be written the child says so and falls
-back to getrusage's max RSS since its start. Time is the call's wall time. The PML arm is the
-code minesearch used before (`pml_retrieval_scores`: AccuracyCalculator with k="max_bin_count"
-plus a Recall@K metric); the tests use it as the reference too.
+of 50 around random centres); --threads N sets the thread pools of both. Memory is the arm's own
+peak: the child imports and warms up its arm (a worker has paid its imports long before), makes
+its data, resets the kernel's peak-RSS mark (writing 5 to /proc/self/clear_refs), records VmRSS,
+evaluates, and reads VmHWM; peak = VmHWM - VmRSS before the call (torch's and faiss's allocations
+included, which tracemalloc would not see). Where clear_refs cannot be written the child says so
+and falls back to getrusage's max RSS since its start. Time is the call's wall time. The PML arm
+is the code minesearch used before (`pml_retrieval_scores`: AccuracyCalculator with
+k="max_bin_count" plus a Recall@K metric); the tests use it as the reference too.
 
 Cases and targets (issue 12): 100k rows x 128, 50 per class: memory <= 1/5 and time <= PML's;
 20k rows, one class of 5,000 (the rest 50 per class): time <= 1/5 and memory <= 1/10 of PML's.
 The scores of both arms are compared (they must agree to 1e-6).
 
---largest-n: the largest N (50 per class, 128-d) whose evaluation keeps the whole process under
-4 GiB, for each arm. PML's label count grows as N^2/50, so its limit is measured (doubling, then
-bisection). Ours grows linearly but its time grows as N^2 (exact search): runs are limited to
---max-seconds each, the largest N run is reported, and the N where the straight line through the
-measured peaks crosses 4 GiB is printed as an extrapolation, with the time it would take.
+--largest-n: for each arm, the largest N (50 per class, 128-d) whose evaluation keeps the whole
+process under 4 GiB: 25k, 50k and 100k rows are measured, the peak fitted as a + bN + cN^2
+(PML's label count grows as N^2/50) or a + bN (ours), and where a run at the fitted limit would take
+under --max-seconds (time grows as N^2: exact search) runs around it find the limit to 5,000 rows;
+otherwise the largest N that runs in that time is measured too, and the N where the fit through
+all the runs crosses 4 GiB is reported as an extrapolation, with the time a run would take.
 --quick: a few thousand rows, seconds (tests/test_bench.py runs it).
 """
 
@@ -266,75 +268,78 @@ def _verdict(ratio: float, target: float | None) -> str:
 # --- the largest N within 4 GiB ------------------------------------------------------------------
 
 
+PROBES = (25_000, 50_000, 100_000)  # measured first, to fit each arm's peak(N) and time(N)
+STEP = 5_000  # resolution of the largest N (and a multiple of PER_CLASS)
+DEGREE = {"pml": 2, "ours": 1}  # PML's label count is classes x N = N^2/50; ours is O(N)
+
+
 def largest_n(max_seconds: float, threads: int | None = None) -> None:
-    """Double N while the whole process stays under 4 GiB (and a run under max_seconds), then
-    bisect between the last N that fit and the first that did not (PML), or extrapolate (ours)."""
-    print(f"\nlargest N within {LIMIT / GIB:.0f} GiB (whole process's peak RSS), 50 per class")
+    """Per arm: measure PROBES, fit peak(N) (DEGREE) and time ~ N^2 (exact search); check the
+    fitted limit by runs (the largest N that fits, to STEP) when a run there takes under
+    max_seconds; else run the largest N that does, refit, and report the fit's N."""
+    print(f"\nlargest N within {LIMIT / GIB:.0f} GiB (whole process's peak RSS during the call)")
     for arm in ("pml", "ours"):
-        fits: list[tuple[int, dict[str, Any]]] = []
-        too_big: int | None = None
-        n = 25_000
-        while True:
-            result = _probe(arm, n, max_seconds, threads)
-            if result is None or result["process_peak_bytes"] > LIMIT:
-                too_big = n
-                break
-            fits.append((n, result))
-            if _predicted_seconds(fits, 2 * n) > max_seconds:
-                break
-            n *= 2
-        if too_big is not None and fits:
-            low, high = fits[-1][0], too_big
-            while high - low > max(PER_CLASS, low // 20):
-                mid = (low + high) // 2 // PER_CLASS * PER_CLASS
-                result = _probe(arm, mid, max_seconds, threads)
-                if result is not None and result["process_peak_bytes"] <= LIMIT:
-                    fits.append((mid, result))
-                    low = mid
-                else:
-                    high = mid
-        _report_largest(arm, sorted(fits), too_big)
+        fits = {n: result for n in PROBES if (result := _probe(arm, n, threads)) is not None}
+        if len(fits) < len(PROBES):
+            print(f"  {arm}: a probe failed; no fit")
+            continue
+        predicted, curve = _fitted_limit(arm, fits)
+        per_n2 = fits[PROBES[-1]]["seconds"] / PROBES[-1] ** 2  # seconds per N^2
+        if predicted is not None and per_n2 * predicted**2 <= max_seconds:
+            print(f"  {arm}: largest N within 4 GiB: {_confirm(arm, predicted, threads):,} (run)")
+            continue
+        longest = int((max_seconds / per_n2) ** 0.5) // STEP * STEP  # the largest N run in time
+        if longest > PROBES[-1] and (result := _probe(arm, longest, threads)) is not None:
+            fits[longest] = result
+            predicted, curve = _fitted_limit(arm, fits)
+        if predicted is None:
+            print(f"  {arm}: the fitted peak never reaches 4 GiB")
+            continue
+        print(
+            f"  {arm}: largest N within 4 GiB ~ {predicted:,}, extrapolated (peak fitted through "
+            f"the runs: {curve.coef[1]:.0f} bytes/row + {_mb(curve.coef[0])}); not run: ~"
+            f"{per_n2 * predicted**2 / 3600:,.1f} h of exact search (time scaled as N^2)"
+        )
 
 
-def _probe(arm: str, n: int, max_seconds: float, threads: int | None) -> dict[str, Any] | None:
+def _fitted_limit(
+    arm: str, fits: dict[int, dict[str, Any]]
+) -> tuple[int | None, np.polynomial.Polynomial]:
+    """The N where the peak fitted through the runs reaches LIMIT (None if it never does)."""
+    ns = np.array(list(fits), dtype=float)
+    peaks = np.array([r["process_peak_bytes"] for r in fits.values()], dtype=float)
+    curve = np.polynomial.Polynomial.fit(ns, peaks, deg=DEGREE[arm]).convert()
+    crossings = [complex(r) for r in (curve - LIMIT).roots()]
+    roots = [r.real for r in crossings if abs(r.imag) < 1e-9 and r.real > 0]
+    return (int(min(roots)) if roots else None), curve
+
+
+def _confirm(arm: str, predicted: int, threads: int | None) -> int:
+    """The largest N (to STEP) whose run fits, searched from the fitted limit outwards."""
+    low, high = None, None  # largest run that fitted, smallest that did not
+    n = predicted // STEP * STEP
+    while low is None or high is None or high - low > STEP:
+        result = _probe(arm, n, threads)
+        if result is not None and result["process_peak_bytes"] <= LIMIT:
+            low = n
+            n = n + STEP if high is None else (low + high) // 2 // STEP * STEP
+        else:
+            high = n
+            n = n - STEP if low is None else (low + high) // 2 // STEP * STEP
+    return low
+
+
+def _probe(arm: str, n: int, threads: int | None) -> dict[str, Any] | None:
     try:
-        result = run_arm(arm, n, 0, timeout=max_seconds * 3, threads=threads)
-    except (RuntimeError, subprocess.TimeoutExpired) as error:
-        print(f"  {arm} N={n:,}: failed ({type(error).__name__})")
+        result = run_arm(arm, n, 0, threads=threads)
+    except RuntimeError as error:  # e.g. killed for memory
+        print(f"  {arm:<4} N={n:>9,}: failed ({str(error).splitlines()[0]})")
         return None
     print(
         f"  {arm:<4} N={n:>9,}: {result['seconds']:7.1f} s, process peak "
         f"{_mb(result['process_peak_bytes'])}"
     )
     return result
-
-
-def _predicted_seconds(fits: list[tuple[int, dict[str, Any]]], n: int) -> float:
-    """Exact search is N^2: scale the last run's time."""
-    last_n, last = fits[-1]
-    return float(last["seconds"] * (n / last_n) ** 2)
-
-
-def _report_largest(arm: str, fits: list[tuple[int, dict[str, Any]]], too_big: int | None) -> None:
-    if not fits:
-        print(f"  {arm}: not even N=25,000 fits")
-        return
-    best_n, best = fits[-1]
-    if too_big is not None:
-        print(f"  {arm}: largest N within 4 GiB: {best_n:,} (N={too_big:,} does not fit)")
-        return
-    print(f"  {arm}: largest N run: {best_n:,} (still within 4 GiB; time limit reached)")
-    if len(fits) >= 2:
-        ns = np.array([n for n, _ in fits], dtype=float)
-        peaks = np.array([r["process_peak_bytes"] for _, r in fits], dtype=float)
-        slope, intercept = np.polyfit(ns, peaks, 1)
-        n_at_limit = (LIMIT - intercept) / slope
-        hours = best["seconds"] * (n_at_limit / best_n) ** 2 / 3600
-        print(
-            f"  {arm}: straight line through the peaks ({slope:.0f} bytes/row + "
-            f"{_mb(intercept)}) reaches 4 GiB at N ~ {n_at_limit:,.0f} (extrapolated, not run: "
-            f"~{hours:,.1f} h of exact search on this machine)"
-        )
 
 
 # --- entry points --------------------------------------------------------------------------------

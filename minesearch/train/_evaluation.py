@@ -44,7 +44,8 @@ DEFAULT_KS: tuple[int, ...] = (1, 2, 4, 8)
 # 40 bytes each, so ~80 MB; the distance blocks of the torch path are bounded by the same number.
 CHUNK_ELEMENTS = 2**21
 
-# (embeddings (N, D), query rows (Q,), k) -> (Q, k) row indices, nearest first, the query excluded
+# (embeddings (N, D), query rows (Q,), k, chunk_elements) -> (Q, k) row indices, nearest first,
+# the query excluded
 Knn = Callable[[torch.Tensor, np.ndarray, int, int], torch.Tensor]
 
 
@@ -136,7 +137,7 @@ def _query_chunks(
 
 
 def _knn_for(emb: torch.Tensor) -> Knn:
-    """faiss's exact search on CPU; torch where the embeddings are (a CUDA device)."""
+    """faiss's exact search on CPU; torch on the embeddings' device otherwise (CUDA)."""
     return _torch_knn if emb.device.type != "cpu" else _faiss_knn
 
 
