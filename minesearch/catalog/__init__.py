@@ -9,8 +9,10 @@ labels)`` calls is here, every other one is in `EXCLUDED` with the reason (a tes
 complete, so a new PML release is noticed).
 
 Runs in every process (CLI checks, the driver's space, the workers' `build_loss`). Imports nothing
-of minesearch; torch and PML only inside `build_loss` / `build_miner` / `LossInfo.cls`, so that
-`minesearch validate` and `minesearch catalog` start without them (docs/architecture.md).
+of minesearch; torch and PML only inside `build_loss` / `build_miner` / `LossInfo.cls` /
+`MinerInfo.cls`, so that `minesearch validate` and `minesearch catalog` start without them
+(docs/architecture.md). `_triplet_miner` (PML's TripletMarginMiner in bounded memory, which the
+catalog builds in place of PML's) imports them at its top: only `MinerInfo.cls` imports it.
 """
 
 from minesearch.catalog._entries import (

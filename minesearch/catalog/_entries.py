@@ -299,6 +299,7 @@ def _strategy_conflict(params: Mapping[str, Any]) -> str | None:
 
 MINERS: Mapping[str, MinerInfo] = {
     # --- emit triplets (a, p, n) ----------------------------------------------------------------
+    # PML's semantics in O(B^2) memory instead of B^3, output capped (catalog/_triplet_miner.py).
     "TripletMarginMiner": MinerInfo(
         "TripletMarginMiner",
         "triplets",
@@ -306,6 +307,7 @@ MINERS: Mapping[str, MinerInfo] = {
             "margin": _nonneg(0.2),
             "type_of_triplets": ParamInfo("all", choices=TRIPLET_TYPES),
         },
+        module="minesearch.catalog._triplet_miner",
     ),
     "BatchHardMiner": MinerInfo("BatchHardMiner", "triplets"),
     "AngularMiner": MinerInfo("AngularMiner", "triplets", {"angle": _degrees(20)}),

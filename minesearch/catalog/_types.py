@@ -1,8 +1,9 @@
 """The vocabulary of the catalog: parameter, loss and miner descriptions, and name suggestions.
 
 Kept apart from the registry data (`_entries`) and the lookups (`_lookup`) so that each reads on its
-own. Nothing here imports torch: a loss or miner is described by its PML class *name*, resolved to
-the class only when one is built (`LossInfo.cls`).
+own. Nothing here imports torch: a loss or miner is described by its PML class *name* (and, for a
+miner the catalog reimplements, its module), resolved to the class only when one is built
+(`LossInfo.cls`, `MinerInfo.cls`).
 """
 
 from __future__ import annotations
@@ -71,11 +72,14 @@ BatchRule = Callable[[int, int], str | None]
 
 def pml_class(module: Literal["losses", "miners"], name: str) -> type[nn.Module]:
     """The PML class `name` of `pytorch_metric_learning.<module>`, imported on first use."""
+    return import_class(f"pytorch_metric_learning.{module}", name)
+
+
+def import_class(module: str, name: str) -> type[nn.Module]:
+    """The class `name` of `module`, imported on first use."""
     import importlib
 
-    found: type[nn.Module] = getattr(
-        importlib.import_module(f"pytorch_metric_learning.{module}"), name
-    )
+    found: type[nn.Module] = getattr(importlib.import_module(module), name)
     return found
 
 
@@ -103,14 +107,19 @@ class LossInfo:
 
 @dataclass(frozen=True)
 class MinerInfo:
-    class_name: str  # in pytorch_metric_learning.miners
+    class_name: str  # in pytorch_metric_learning.miners (or in `module`)
     emits: TupleKind
     params: Mapping[str, ParamInfo] = field(default_factory=dict)
     distance: Distance = "lp"
     constraint: ParamConstraint | None = None  # checks between parameters, as PML's __init__ does
+    # The module of a drop-in subclass the catalog builds instead of PML's class (same name, same
+    # arguments and output), e.g. TripletMarginMiner in bounded memory; None: PML's own.
+    module: str | None = None
 
     @property
     def cls(self) -> type[nn.Module]:
+        if self.module is not None:
+            return import_class(self.module, self.class_name)
         return pml_class("miners", self.class_name)
 
 

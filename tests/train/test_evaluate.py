@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from minesearch.train import RetrievalScores, retrieval_scores
+from minesearch.train import RetrievalScores, _evaluation, retrieval_scores
 
 KS = (1, 2, 4, 8)
 TOL = 1e-5
@@ -245,3 +250,151 @@ def test_every_selectable_metric_is_computed() -> None:
     emb = torch.nn.functional.normalize(torch.randn(12, 4), dim=1)
     scores = retrieval_scores(emb, np.repeat(np.arange(3), 4)).as_metrics()
     assert set(METRICS) <= set(scores)
+
+
+# --- the chunked evaluator against PML's AccuracyCalculator (the code it replaced) ---------------
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+PML_TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def pml_scores() -> Callable[..., dict[str, Any]]:
+    """`pml_retrieval_scores` of bench/evaluation.py: the PML-based evaluation minesearch had."""
+    spec = importlib.util.spec_from_file_location("bench_evaluation", BENCH / "evaluation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    reference: Callable[..., dict[str, Any]] = module.pml_retrieval_scores
+    return reference
+
+
+def assert_matches_pml(got: RetrievalScores, want: dict[str, Any]) -> None:
+    for name in ("precision_at_1", "r_precision", "mean_average_precision_at_r"):
+        assert getattr(got, name) == pytest.approx(want[name], abs=PML_TOL), name
+    assert got.recall_at_k == pytest.approx(want["recall_at_k"], abs=PML_TOL)
+
+
+def dense(labels: np.ndarray) -> np.ndarray:
+    return np.unique(labels, return_inverse=True)[1].reshape(-1)
+
+
+def tie_split() -> tuple[np.ndarray, np.ndarray]:
+    """Exact ties everywhere: signed unit axes (every distance is 0, sqrt(2) or 2, computed
+    exactly in float32), each axis twice (duplicates), classes that cut across the ties."""
+    axes = np.concatenate([np.eye(4), -np.eye(4)]).astype(np.float32)  # (8, 4)
+    emb = np.concatenate([axes, axes[::-1], axes[:3]])  # (19, 4): duplicates, in another order
+    labels = np.array([0, 1, 0, 1, 2, 2, 3, 3, 1, 0, 1, 0, 3, 2, 3, 2, 4, 0, 5])
+    return emb, labels
+
+
+def duplicate_split() -> tuple[np.ndarray, np.ndarray]:
+    """Queries with more exact duplicates (lower rows) than neighbours fetched, so that faiss's
+    k + 1 nearest may not even contain the query: the case where PML drops the last one."""
+    emb, labels = random_split(21, class_sizes=[3, 4, 2, 5])
+    copies = np.repeat(emb[:1], 12, axis=0)  # 12 copies of row 0, of classes 0 and 1 alternately
+    copy_labels = np.tile(labels[:1], 12)
+    copy_labels[1::2] = labels.max() + 1
+    return np.concatenate([copies, emb]), np.concatenate([copy_labels, labels])
+
+
+def huge_class_split() -> tuple[np.ndarray, np.ndarray]:
+    """One class of 40 among classes of 2 and 3, and a lone sample."""
+    return random_split(22, class_sizes=[2, 40, 3, 2, 3, 1, 2])
+
+
+EDGE_CASES = {
+    "ties": tie_split,
+    "duplicates": duplicate_split,
+    "huge class": huge_class_split,
+    "fewer samples than max ks": lambda: random_split(23, class_sizes=[2, 3]),
+}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_splits_match_pml(seed: int, pml_scores: Callable[..., dict[str, Any]]) -> None:
+    emb, labels = random_split(seed)
+    assert_matches_pml(retrieval_scores(emb, labels), pml_scores(emb, dense(labels)))
+
+
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_edge_cases_match_brute_force_and_pml(
+    case: str, pml_scores: Callable[..., dict[str, Any]]
+) -> None:
+    emb, labels = EDGE_CASES[case]()
+    got = retrieval_scores(emb, labels)
+    assert_matches(got, brute_force(emb, labels))
+    assert_matches_pml(got, pml_scores(emb, dense(labels)))
+
+
+def test_ties_are_broken_by_row_order() -> None:
+    # Row 0 at the origin; rows 1-4 all at distance 1 from it; only row 3 shares its class.
+    emb = np.array([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1], [5, 5]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 0, 1, 1])
+    got = retrieval_scores(emb, labels, ks=(1, 2, 3))
+    swapped = retrieval_scores(emb[[0, 3, 2, 1, 4, 5]], labels[[0, 3, 2, 1, 4, 5]], ks=(1, 2, 3))
+    # Query 0 (R=1): its tied neighbours in row order are 1, 2, 3, 4: the partner comes third;
+    # with rows 1 and 3 swapped it comes first. Query 3's (R=1) nearest is row 0 either way.
+    assert got.recall_at_k[2] < got.recall_at_k[3]
+    assert swapped.precision_at_1 > got.precision_at_1
+    assert_matches(got, brute_force(emb, labels, ks=(1, 2, 3)))
+    assert_matches(
+        swapped, brute_force(emb[[0, 3, 2, 1, 4, 5]], labels[[0, 3, 2, 1, 4, 5]], (1, 2, 3))
+    )
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 5, 64, 1000])
+def test_chunking_does_not_change_scores(chunk_elements: int) -> None:
+    emb, labels = huge_class_split()
+    whole = retrieval_scores(emb, labels)
+    chunked = retrieval_scores(emb, labels, chunk_elements=chunk_elements)
+    assert chunked.as_metrics() == pytest.approx(whole.as_metrics(), abs=1e-12)
+
+
+def test_queries_are_searched_only_as_deep_as_their_class_needs() -> None:
+    sizes = np.repeat([2, 3, 50, 1, 200], [10, 9, 50, 5, 200])  # the class size of each row
+    budget = 4_000
+    chunks = list(_evaluation._query_chunks(sizes, 8, budget))
+    rows = np.concatenate([r for r, _ in chunks])
+    assert sorted(rows) == list(np.flatnonzero(sizes > 1))  # every scored query, once
+    for chunk_rows, k in chunks:
+        need = np.minimum(np.maximum(sizes[chunk_rows] - 1, 8), len(sizes) - 1)
+        assert k >= need.max()  # enough neighbours for R and for recall@8
+        assert k <= 2 * need.min()  # never twice deeper than a query of the chunk needs
+        assert len(chunk_rows) == 1 or len(chunk_rows) * (k + 1) <= budget
+    assert {k for _, k in chunks} == {8, 49, 199}  # PML would search every query 199 deep
+
+
+def test_torch_search_gives_faiss_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path CUDA embeddings take (`_torch_knn`), run on CPU against faiss's."""
+    cases = [random_split(seed) for seed in range(4)] + [f() for f in EDGE_CASES.values()]
+    faiss_scores = [retrieval_scores(emb, labels) for emb, labels in cases]
+    monkeypatch.setattr(_evaluation, "_knn_for", lambda emb: _evaluation._torch_knn)
+    for (emb, labels), want in zip(cases, faiss_scores, strict=True):
+        got = retrieval_scores(emb, labels, chunk_elements=37)  # several distance blocks
+        assert got.as_metrics() == pytest.approx(want.as_metrics(), abs=1e-12)
+
+
+def test_drop_self_keeps_the_k_nearest_others() -> None:
+    found = torch.tensor([[0, 1, 2], [0, 1, 2], [5, 6, 1], [2, 3, 4]])  # (Q, k + 1)
+    rows = torch.tensor([0, 1, 2, 3])
+    assert _evaluation._drop_self(found, rows).tolist() == [[1, 2], [0, 2], [5, 6], [2, 4]]
+
+
+def test_worker_path_imports_neither_sklearn_nor_pml_accuracy_calculator() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from minesearch.train import retrieval_scores\n"
+        "retrieval_scores(np.eye(4, dtype=np.float32), np.array([0, 0, 1, 1]))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sklearn') or 'accuracy_calc' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BENCH.parent,  # this checkout's minesearch, not an installed one
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert done.stdout.strip() == "[]"
