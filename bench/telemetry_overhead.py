@@ -4,6 +4,10 @@ Run: python bench/telemetry_overhead.py
 Trains the quickstart recipe families for a few epochs on digits in one process (no Ray), once with
 telemetry (triplet difficulty, PML's reducer statistics and the memory sample, every 4th step) and
 once without, alternating to share machine noise, and prints the median epoch times and ratio.
+
+PML's losses and miners read `COLLECT_STATS` when they are built, so each arm builds its own state
+(same seed, same weights) with the flag set as that arm needs it; flipping it afterwards would
+leave both arms without PML's statistics.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ RECIPES = {
 }
 
 
-def state_for(recipe: Recipe) -> WorkerState:
+def state_for(recipe: Recipe, telemetry: bool) -> WorkerState:
+    pml_common.COLLECT_STATS = telemetry  # read by the loss and miner constructors
     spec = parse_spec(
         {
             "name": "bench",
@@ -52,7 +57,6 @@ def state_for(recipe: Recipe) -> WorkerState:
 
 
 def epoch_time(state: WorkerState, epoch: int, telemetry: bool) -> float:
-    pml_common.COLLECT_STATS = telemetry
     saved = worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb
     if not telemetry:
         worker.triplet_difficulty = lambda *args: (0, 0, 0)  # type: ignore[assignment]
@@ -70,11 +74,12 @@ def main(epochs: int = 8) -> None:
     torch.set_num_threads(1)
     print(f"{'recipe':<24} {'without (s)':>11} {'with (s)':>9} {'overhead':>9}")
     for name, recipe in RECIPES.items():
-        state = state_for(recipe)
+        plain, measured = state_for(recipe, telemetry=False), state_for(recipe, telemetry=True)
+        assert getattr(measured.loss_fn, "collect_stats", True), "PML's statistics are off"
         without, with_ = [], []
         for epoch in range(1, epochs + 1):
-            without.append(epoch_time(state, epoch, telemetry=False))
-            with_.append(epoch_time(state, epoch, telemetry=True))
+            without.append(epoch_time(plain, epoch, telemetry=False))
+            with_.append(epoch_time(measured, epoch, telemetry=True))
         base, tele = statistics.median(without), statistics.median(with_)
         print(f"{name:<24} {base:>11.3f} {tele:>9.3f} {100 * (tele / base - 1):>8.1f}%")
 

@@ -30,7 +30,7 @@ from minesearch.models import build_network, freeze
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train._batches import ClassBalancedBatches
 from minesearch.train._checkpoint import TrainingState
-from minesearch.train._embed import embed_rows, to_device
+from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
 from minesearch.train._selection import Selected
@@ -235,22 +235,31 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under DDP: evaluation on rank 0 alone must not enter DDP's collectives."""
+    """The plain module under DDP: evaluation must not enter DDP's collectives."""
     inner = getattr(model, "module", model)
     assert isinstance(inner, nn.Module)
     return inner
 
 
 def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
-    """All ranks report (it is a barrier); rank 0 evaluates and writes the checkpoint."""
+    """All ranks embed a share of the validation split and report (a barrier); rank 0 scores the
+    gathered embeddings and writes the checkpoint."""
     metrics: dict[str, float] = {"epoch": epoch, **stats}
     if (anon := rss_anon_mb()) is not None:
         metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
+    parts, val = state.parts, state.parts.rows("val")
+    embeddings = embed_sharded(
+        unwrap(state.model),
+        state.preprocess,
+        parts.source,
+        val,
+        state.device,
+        state.rank,
+        state.world,
+    )
     if state.rank != 0:
         ray.train.report(metrics)
         return
-    parts, val = state.parts, state.parts.rows("val")
-    embeddings = embed_rows(unwrap(state.model), state.preprocess, parts.source, val, state.device)
     scores = retrieval_scores(embeddings, parts.labels("val")).as_metrics()
     metrics |= scores
     if any(not math.isfinite(v) for v in metrics.values()):
