@@ -70,7 +70,13 @@ def worker(rank: int, port: int, out: str) -> None:
             source = Rows(n)
             rows = np.arange(n)[::-1].copy()  # any order: the gathered rows must keep it
             results[n] = embed_sharded(
-                net, preprocess, source, rows, torch.device("cpu"), rank, WORLD  # type: ignore[arg-type]
+                net,
+                preprocess,
+                source,
+                rows,
+                torch.device("cpu"),
+                rank,
+                WORLD,  # type: ignore[arg-type]
             )
         torch.save(results, Path(out) / f"rank{rank}.pt")
         dist.destroy_process_group()
@@ -111,4 +117,5 @@ def test_the_scores_are_the_single_worker_scores(gathered: list[dict[int, torch.
     single = embed_rows(model(), preprocess, source, rows, torch.device("cpu"))  # type: ignore[arg-type]
     labels = source.labels[rows]
     expected: dict[str, Any] = retrieval_scores(single, labels).as_metrics()
-    assert retrieval_scores(gathered[0][n], labels).as_metrics() == pytest.approx(expected, abs=1e-6)
+    scores = retrieval_scores(gathered[0][n], labels).as_metrics()
+    assert scores == pytest.approx(expected, abs=1e-6)
