@@ -10,6 +10,7 @@ workers, and a trial process holding one would deadlock a 2-core machine (docs/a
 from __future__ import annotations
 
 import posixpath
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,12 @@ def worker_resources(train: TrainSpec) -> dict[str, float]:
 
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """Tune trainable: train the config's `TrialConfig` with `train.workers` workers."""
+    started = time.time()
     trial_id = ray.tune.get_context().get_trial_id()
     train = setup.spec.train
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=worker_config(setup.spec, TrialConfig.from_config(config)),
+        train_loop_config=worker_config(setup.spec, TrialConfig.from_config(config), started),
         scaling_config=ray.train.ScalingConfig(
             num_workers=train.workers,
             use_gpu=train.use_gpu is True,

@@ -65,7 +65,10 @@ def new_tuner(
     spec = setup.spec
     sampler = spec.search.sampler
     recipes = build_space(spec.search.params, spec.search.weight_miners)
-    space, optuna_sampler, grid_size = make_search(sampler.name, sampler.seed, recipes)
+    # TPE's random start scaled to the budget; constant liar when trials run side by side
+    space, optuna_sampler, grid_size = make_search(
+        sampler.name, sampler.seed, recipes, budget=spec.search.trials, concurrent=at_once
+    )
     trials, choices = planned_trials(spec.search.trials, recipes, grid_size)
     if trials < spec.search.trials:
         print(f"the space has {trials} distinct recipes: {trials} trials, each trained once")

@@ -3,18 +3,26 @@
 `SearchSpace` is an Optuna define-by-run function built from `search.params` and the catalog: it
 only calls `trial.suggest_*`, asks a parameter only where it means something and never proposes an
 invalid loss/miner pair. `make_search` pairs it with a seeded Optuna sampler (the grid walks the
-space's distinct recipes, `_grid`).
+space's distinct recipes, `_grid`); TPE is set for the search's budget and concurrency
+(`_samplers`).
 
 Runs in the Tune driver (Ray's OptunaSearch calls the space; tests drive it with Optuna's
 FixedTrial). Imports optuna, `config`, `catalog` and `recipe`; never Ray, torch or MLflow.
 """
 
 from minesearch.space._grid import GRID_KEY, GridSpace, enumerate_choices, enumerate_recipes
-from minesearch.space._samplers import make_sampler, make_search
+from minesearch.space._samplers import (
+    OPTUNA_STARTUP,
+    make_sampler,
+    make_search,
+    startup_trials,
+    tpe_sampler,
+)
 from minesearch.space._space import SearchSpace, SpaceFn, build_space, margin_mode, suggest
 
 __all__ = [
     "GRID_KEY",
+    "OPTUNA_STARTUP",
     "GridSpace",
     "SearchSpace",
     "SpaceFn",
@@ -24,5 +32,7 @@ __all__ = [
     "make_sampler",
     "make_search",
     "margin_mode",
+    "startup_trials",
     "suggest",
+    "tpe_sampler",
 ]

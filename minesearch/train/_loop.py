@@ -68,15 +68,18 @@ class WorkerState:
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
 
 
-def worker_config(spec: SpaceSpec, trial: TrialConfig) -> dict[str, Any]:
-    """TorchTrainer's `train_loop_config` for one trial (Ray pickles it to every worker)."""
-    return {"spec": spec, "trial": trial}
+def worker_config(
+    spec: SpaceSpec, trial: TrialConfig, trial_started: float | None = None
+) -> dict[str, Any]:
+    """TorchTrainer's `train_loop_config` for one trial (Ray pickles it to every worker).
+    `trial_started`: when the trial process began (time.time()), for the start-up breakdown."""
+    return {"spec": spec, "trial": trial, "trial_started": trial_started}
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point given to TorchTrainer, with `worker_config`'s dict."""
-    quiet_libraries()
     started = time.time()
+    quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
     if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
@@ -87,9 +90,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
         report(state, start, {})
     elif start == 0:
-        report(state, 0, {"setup_s": time.time() - started})  # data, model, process group
+        report(state, 0, startup_times(config.get("trial_started"), started))
     for epoch in range(start + 1, spec.train.epochs + 1):
         report(state, epoch, train_epoch(state, epoch))
+
+
+def startup_times(trial_started: float | None, loop_started: float) -> dict[str, float]:
+    """Where a trial's start-up went, up to its first evaluation (bench/trial_overhead.py):
+    `startup.to_loop_s` from the trial process's start to this loop (Train's controller, the
+    worker group, the worker's imports), `setup_s` this loop's setup (data, model, process group).
+    Measured with the wall clock of two processes: on one node they share it."""
+    times = {"setup_s": time.time() - loop_started}
+    if trial_started is not None:
+        times["startup.to_loop_s"] = loop_started - trial_started
+    return times
 
 
 def quiet_libraries() -> None:

@@ -11,7 +11,15 @@ import pytest
 
 from minesearch.config import ParamValue, Range, SpecError, parse_spec
 from minesearch.recipe import TrialConfig
-from minesearch.space import GRID_KEY, build_space, enumerate_recipes, make_search
+from minesearch.space import (
+    GRID_KEY,
+    OPTUNA_STARTUP,
+    build_space,
+    enumerate_recipes,
+    make_sampler,
+    make_search,
+    startup_trials,
+)
 
 PARAMS: dict[str, ParamValue] = {
     "loss": ["TripletMarginLoss", "ContrastiveLoss"],
@@ -28,8 +36,10 @@ FINITE: dict[str, ParamValue] = {
 }
 
 
-def proposals(name: str, seed: int, params: dict[str, ParamValue], n: int) -> list[dict[str, Any]]:
-    space, sampler, _ = make_search(name, seed, build_space(params))
+def proposals(
+    name: str, seed: int, params: dict[str, ParamValue], n: int, budget: int | None = None
+) -> list[dict[str, Any]]:
+    space, sampler, _ = make_search(name, seed, build_space(params), budget=budget)
     study = optuna.create_study(sampler=sampler, direction="maximize")
     out = []
     for i in range(n):
@@ -90,3 +100,42 @@ def test_sampler_needs_the_right_space() -> None:
     }
     with pytest.raises(SpecError, match="cmaes samples ranges"):
         parse_spec(cmaes)
+
+
+def test_tpe_defaults_unchanged_without_a_budget() -> None:
+    """Callers that pass no budget get Optuna's TPE as before: 10 random trials, no liar."""
+    sampler = make_sampler("tpe", 0)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == OPTUNA_STARTUP == 10
+    assert not sampler._constant_liar
+    assert sampler._multivariate and sampler._group
+
+
+@pytest.mark.parametrize(
+    ("budget", "startup"), [(None, 10), (1, 2), (6, 2), (10, 3), (24, 8), (40, 10), (500, 10)]
+)
+def test_tpe_random_start_scales_with_the_budget(budget: int | None, startup: int) -> None:
+    assert startup_trials(budget) == startup
+    _, sampler, _ = make_search("tpe", 0, build_space(PARAMS), budget=budget)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == startup
+
+
+def test_tpe_counts_running_trials_only_when_trials_run_side_by_side() -> None:
+    for concurrent, liar in ((1, False), (2, True), (4, True)):
+        sampler = make_sampler("tpe", 0, budget=10, concurrent=concurrent)
+        assert isinstance(sampler, optuna.samplers.TPESampler)
+        assert sampler._constant_liar is liar
+    # other samplers take the same arguments and ignore them
+    assert isinstance(
+        make_sampler("random", 0, budget=10, concurrent=4), optuna.samplers.RandomSampler
+    )
+
+
+def test_tpe_with_a_budget_models_after_its_random_start() -> None:
+    """Budget 10: 3 random trials (the same as TPE's random start without a budget), then TPE
+    models, where Optuna's default would still sample at random; the sequence stays seeded."""
+    first = proposals("tpe", 3, PARAMS, 8, budget=10)
+    assert first == proposals("tpe", 3, PARAMS, 8, budget=10)
+    assert first[:3] == proposals("tpe", 3, PARAMS, 3)
+    assert first[3:] != proposals("tpe", 3, PARAMS, 8)[3:]
