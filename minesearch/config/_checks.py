@@ -44,9 +44,15 @@ def semantic_errors(spec: SpaceSpec) -> list[str]:
 
 
 def sampler_errors(spec: SpaceSpec) -> list[str]:
-    """A grid needs a finite space; QMC and CMA-ES need a range to work on."""
+    """A grid needs a finite space; QMC and CMA-ES need a range to work on; a warm start needs a
+    sampler that learns from earlier trials (a grid walks its cells whatever it is told)."""
     name, params = spec.search.sampler.name, spec.search.params
     ranges = [key for key, value in params.items() if isinstance(value, Range)]
+    if name == "grid" and spec.search.warm_start is not None:
+        return [
+            "search.warm_start: a grid tries every recipe whatever earlier searches found; "
+            "use sampler tpe, random, qmc or cmaes with warm_start, or drop warm_start"
+        ]
     if name == "grid" and ranges:
         return [
             f"search.sampler.name: grid needs a finite space, but {ranges} are ranges; "

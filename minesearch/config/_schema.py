@@ -139,6 +139,10 @@ class SearchSpec(_Strict):
     # Train the default recipe (TripletMarginLoss, no miner, PML defaults) with the same budget
     # beside the search, so that every trial reads against it.
     control: bool = True
+    # Tell the sampler what earlier searches found before it proposes anything: an experiment
+    # name (every search in it) or a search's parent run id, read from this search's store.
+    # Their recipes are never trained again; their trials stay in their own searches.
+    warm_start: str | None = None
 
 
 class TrackingSpec(_Strict):

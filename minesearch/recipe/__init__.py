@@ -15,12 +15,13 @@ from minesearch.recipe._control import (
     control_recipe,
 )
 from minesearch.recipe._recipe import MarginMode, Recipe
-from minesearch.recipe._trial import CONFIG_KEY, TrialConfig
+from minesearch.recipe._trial import CONFIG_KEY, SAMPLER_PARAMS_KEY, TrialConfig
 
 __all__ = [
     "CONFIG_KEY",
     "CONTROL_LOSS",
     "PRETRAINED_BACKBONE_LR_FACTOR",
+    "SAMPLER_PARAMS_KEY",
     "MarginMode",
     "Recipe",
     "TrialConfig",

@@ -12,7 +12,10 @@ from typing import Any
 
 from minesearch.recipe._recipe import Recipe
 
-CONFIG_KEY = "trial"  # the one key minesearch puts in a Tune trial's config
+CONFIG_KEY = "trial"  # the key of the trial itself in a Tune trial's config
+# The sampler's own parameters of a searched trial (Optuna's names and values): kept so that a later
+# search can tell its sampler what this trial found (`search.warm_start`).
+SAMPLER_PARAMS_KEY = "sampler_params"
 
 
 @dataclass(frozen=True)

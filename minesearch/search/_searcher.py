@@ -12,11 +12,18 @@ once, or when the trial that trains it ends) and asked again. No MLflow run is m
 with no training would be a duplicate row in every comparison, and would cost a trial actor's
 start. In a finite space the search asks for at most as many trials as it has distinct recipes
 (`distinct_recipes`), and when the sampler keeps repeating itself an unseen recipe is enqueued.
+
+Warm start (`search.warm_start`): the trials of earlier searches are told to the sampler before
+its first proposal (enqueued, asked through the space function, so that Optuna records their
+distributions, and told their outcome), and their recipes count as known: never trained again.
+Each proposal's Optuna params travel in the trial's config (`SAMPLER_PARAMS_KEY`), so that its
+child run keeps them for a later warm start.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -24,9 +31,10 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from minesearch.config.vocab import EPOCH
-from minesearch.recipe import TrialConfig
+from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import recipe_key
 from minesearch.space import SearchSpace, enumerate_choices
+from minesearch.tracking import KnownTrial
 
 logger = logging.getLogger(__name__)
 MAX_REPEATS = 50  # proposals in a row that repeat known recipes before an unseen one is enqueued
@@ -47,7 +55,12 @@ class RecipeSearch(OptunaSearch):
     recipes, to fall back on when the sampler repeats itself)."""
 
     def __init__(
-        self, *args: Any, epochs: int, choices: list[dict[str, Any]] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        epochs: int,
+        choices: list[dict[str, Any]] | None = None,
+        known: Sequence[KnownTrial] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.epochs = epochs
@@ -58,6 +71,7 @@ class RecipeSearch(OptunaSearch):
         self.outcomes: dict[str, Outcome] = {}  # recipe key -> how its trial ended
         self.waiting: dict[str, list[optuna.Trial]] = {}  # recipe key -> repeats to tell
         self.repeats = 0  # proposals answered without training
+        self.warmed = self._warm_start(known) if known else 0  # earlier trials told to Optuna
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         for _ in range(MAX_REPEATS):
@@ -79,7 +93,31 @@ class RecipeSearch(OptunaSearch):
     def _accept(self, trial_id: str, key: str, config: dict[str, Any]) -> dict[str, Any]:
         self.trainer_of.setdefault(key, trial_id)
         self.key_of[trial_id] = key
-        return config
+        return {**config, SAMPLER_PARAMS_KEY: dict(self._ot_trials[trial_id].params)}
+
+    def _warm_start(self, known: Sequence[KnownTrial]) -> int:
+        """Tell Optuna the earlier trials; return how many it took. A trial that does not fit this
+        space (a choice it no longer has) is told as failed, which samplers ignore."""
+        told = 0
+        for earlier in known:
+            self.study.enqueue_trial(earlier.params, skip_if_exists=False)
+            trial = self.study.ask()
+            try:
+                space = self._space
+                assert isinstance(space, SearchSpace)  # grid searches take no warm start
+                key = recipe_key(TrialConfig.from_config(space(trial)).recipe)
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning(
+                    "warm start: run %s does not fit this space: %s", earlier.run_id, exc
+                )
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            outcome: Outcome = (TrialState[earlier.state], earlier.value, list(earlier.steps))
+            self.trainer_of.setdefault(key, f"warm:{earlier.run_id}")
+            self.outcomes.setdefault(key, outcome)
+            self._tell(trial, outcome)
+            told += 1
+        return told
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         super().on_trial_result(trial_id, result)

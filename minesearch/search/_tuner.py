@@ -14,6 +14,7 @@ from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.space import SearchSpace, build_space, make_search
+from minesearch.tracking import known_trials
 
 
 def tune_metric(spec: SpaceSpec) -> str:
@@ -73,17 +74,30 @@ def new_tuner(
     if trials < spec.search.trials:
         print(f"the space has {trials} distinct recipes: {trials} trials, each trained once")
     callback = MlflowTrialCallback(uri, parent_run_id, trial_params(spec), spec.train.epochs)
+    known = (
+        known_trials(uri, spec.search.warm_start, spec.search.metric)
+        if spec.search.warm_start
+        else []
+    )
+    searcher = RecipeSearch(
+        space=space,
+        metric=tune_metric(spec),
+        mode=spec.search.mode,
+        sampler=optuna_sampler,
+        epochs=spec.train.epochs,
+        choices=choices,
+        known=known,
+    )
+    if spec.search.warm_start:
+        print(
+            f"warm start: the sampler was told {searcher.warmed} trials of "
+            f"{spec.search.warm_start!r} (of {len(known)} found); "
+            "their recipes are not trained again"
+        )
     return tune.Tuner(
         trainable(setup),
         tune_config=tune.TuneConfig(
-            search_alg=RecipeSearch(
-                space=space,
-                metric=tune_metric(spec),
-                mode=spec.search.mode,
-                sampler=optuna_sampler,
-                epochs=spec.train.epochs,
-                choices=choices,
-            ),
+            search_alg=searcher,
             scheduler=make_scheduler(spec),
             num_samples=trials,
             max_concurrent_trials=at_once,

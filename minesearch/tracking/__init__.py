@@ -32,11 +32,13 @@ from minesearch.tracking._store import (
     resolve_tracking_uri,
     ui_command,
 )
+from minesearch.tracking._warm import KnownTrial, known_trials
 
 __all__ = [
     "BEST",
     "ChildRuns",
     "FoundTrial",
+    "KnownTrial",
     "OpenRun",
     "ParentRun",
     "Series",
@@ -45,6 +47,7 @@ __all__ = [
     "experiment_id",
     "find_search",
     "find_trial",
+    "known_trials",
     "local_artifact_root",
     "log_directory",
     "log_files",

@@ -17,7 +17,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from minesearch.recipe import TrialConfig
+from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import Role
 from minesearch.tracking import names
 from minesearch.tracking._parent import RESUME_HINT, log_metrics, log_params
@@ -84,15 +84,16 @@ class ChildRuns:
         """A new child run named after the recipe, with its params and the trial's config."""
         recipe = trial.recipe
         prefix = "" if self.role == "trial" else f"{self.role}: "
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+            names.TRIAL_TAG: trial_id,
+            names.ROLE_TAG: self.role,
+            names.RECIPE_TAG: json.dumps(recipe.to_dict(), sort_keys=True),
+        }
+        if SAMPLER_PARAMS_KEY in config:  # what a later search's warm start tells its sampler
+            tags[names.SAMPLER_PARAMS_TAG] = json.dumps(config[SAMPLER_PARAMS_KEY], sort_keys=True)
         run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"{prefix}{recipe.label()} ({trial_id})",
-            tags={
-                MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-                names.TRIAL_TAG: trial_id,
-                names.ROLE_TAG: self.role,
-                names.RECIPE_TAG: json.dumps(recipe.to_dict(), sort_keys=True),
-            },
+            self.experiment_id, run_name=f"{prefix}{recipe.label()} ({trial_id})", tags=tags
         )
         run_id = str(run.info.run_id)
         seed = {"seed": trial.seed} if trial.seed is not None else {}

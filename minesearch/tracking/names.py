@@ -11,6 +11,7 @@ SEARCH_TAG = "minesearch.search"  # "parent" on a search's parent run
 TRIAL_TAG = "minesearch.trial_id"  # a child run's Tune trial id
 ROLE_TAG = "minesearch.role"  # a child run's role: trial, control or confirm (results.ROLES)
 RECIPE_TAG = "minesearch.recipe"  # a child run's exact recipe, as JSON
+SAMPLER_PARAMS_TAG = "minesearch.sampler_params"  # a searched trial's Optuna params, as JSON
 STORAGE_TAG = "minesearch.storage"  # on the parent: the search's Ray storage path
 CHECKPOINT_TAG = "minesearch.checkpoint"  # a child run's selected epoch's checkpoint (storage)
 INTERRUPTED_TAG = "minesearch.interrupted"  # an interrupted search or trial; cleared on resume

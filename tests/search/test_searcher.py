@@ -8,11 +8,12 @@ from typing import Any
 import optuna
 import pytest
 
-from minesearch.recipe import TrialConfig
+from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import recipe_key
 from minesearch.search._searcher import RecipeSearch, stopped_early
 from minesearch.search._tuner import planned_trials
 from minesearch.space import build_space
+from minesearch.tracking import KnownTrial
 
 
 def searcher() -> RecipeSearch:
@@ -137,3 +138,52 @@ def test_a_repeat_of_a_pruned_trial_is_pruned_with_its_curve() -> None:
     repeats = [t for t in search.study.trials if t.params == search._ot_trials["a"].params]
     assert [t.state for t in repeats] == [optuna.trial.TrialState.PRUNED] * 2
     assert repeats[1].intermediate_values == repeats[0].intermediate_values
+
+
+# --- warm start ----------------------------------------------------------------------------------
+
+
+def earlier_search() -> tuple[list[KnownTrial], list[str]]:
+    """Three trials of an earlier search of the six-recipe space, as MLflow gives them back."""
+    search = six_recipe_search(3)
+    known, keys = [], []
+    for i, (state, value) in enumerate([("COMPLETE", 0.9), ("COMPLETE", 0.2), ("PRUNED", None)]):
+        config = search.suggest(f"t{i}")
+        assert config is not None
+        params = config[SAMPLER_PARAMS_KEY]
+        assert params == search._ot_trials[f"t{i}"].params  # what the child run's tag keeps
+        steps = [(1, 0.1), (2, value if value is not None else 0.05)]
+        known.append(KnownTrial(params, state, value, steps, f"run{i}"))  # type: ignore[arg-type]
+        keys.append(recipe_of(config))
+    return known, keys
+
+
+def test_warm_start_tells_the_sampler_and_never_trains_a_known_recipe() -> None:
+    known, keys = earlier_search()
+    stray = KnownTrial({"loss": "ArcFaceLoss", "miner": "none"}, "COMPLETE", 1.0, [], "gone")
+    space = build_space(SIX)
+    search = RecipeSearch(
+        space=space,
+        metric=METRIC,
+        mode="max",
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2),
+        epochs=2,
+        choices=planned_trials(12, space, None)[1],
+        known=[*known, stray],
+    )
+    assert search.warmed == 3  # the stray recipe is not in this space: told as failed
+    states = [t.state for t in search.study.trials]
+    assert states == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.FAIL,
+    ]
+    assert search.study.best_value == 0.9
+    assert search.study.trials[2].intermediate_values == {1: 0.1, 2: 0.05}
+    proposed = []
+    for i in range(3):  # the space has 3 recipes the earlier search did not train
+        config = search.suggest(f"n{i}")
+        assert config is not None
+        proposed.append(recipe_of(config))
+    assert not set(proposed) & set(keys) and len(set(proposed)) == 3

@@ -100,6 +100,14 @@ def test_sampler_needs_the_right_space() -> None:
     }
     with pytest.raises(SpecError, match="cmaes samples ranges"):
         parse_spec(cmaes)
+    warm_grid = {
+        "name": "x",
+        "search": {"sampler": {"name": "grid"}, "warm_start": "earlier", "params": {"lr": [0.1]}},
+    }
+    with pytest.raises(SpecError, match=r"search\.warm_start: a grid tries every recipe"):
+        parse_spec(warm_grid)
+    warm_tpe = {**warm_grid, "search": {**warm_grid["search"], "sampler": {"name": "tpe"}}}
+    assert parse_spec(warm_tpe).search.warm_start == "earlier"
 
 
 def test_tpe_defaults_unchanged_without_a_budget() -> None:
