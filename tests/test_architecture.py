@@ -217,6 +217,25 @@ def test_light_commands_load_no_heavy_library(command: list[str], absent: set[st
 
 
 def test_a_worker_loads_neither_mlflow_nor_tune() -> None:
-    loaded = loaded_by("import minesearch.train")
+    # what a Ray Train worker runs: the entry point, which imports the loop when called
+    loaded = loaded_by("import minesearch.train._loop")
     assert "torch" in loaded  # the probe sees what it should
     assert not loaded & {"mlflow", "ray.tune", "optuna"}
+
+
+def test_handing_a_trial_to_ray_train_loads_no_torch() -> None:
+    """The trial process pickles the workers' entry point and never trains: the train package
+    loads its modules lazily so that it pays for none of torch, PML or scipy."""
+    loaded = loaded_by(
+        "from minesearch.train import CHECKPOINT_RANK, train_loop_per_worker, worker_config"
+    )
+    assert "minesearch" in loaded  # the probe sees what it should
+    assert not loaded & {"torch", "pytorch_metric_learning", "scipy"}
+
+
+def test_a_tune_trial_process_loads_no_driver_library() -> None:
+    """A trial process unpickles `run_trial` and hands the trial to Ray Train: it needs neither the
+    driver's MLflow and Optuna nor the workers' PML (the search package loads lazily)."""
+    loaded = loaded_by("import minesearch.search._trial")
+    assert "ray" in loaded  # the probe sees what it should
+    assert not loaded & {"mlflow", "optuna", "pytorch_metric_learning", "matplotlib", "sklearn"}

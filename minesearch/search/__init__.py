@@ -7,26 +7,56 @@ its own step. It returns the search read back from MLflow (`minesearch.results`)
 
 Runs in the Tune driver; `_trial.run_trial` runs in the trial actors. The only room that imports
 ray.tune. Imports every room below it (config, recipe, results, space, train, tracking).
+
+Modules load on first use (PEP 562): Tune's trial processes unpickle `_trial.run_trial`, which
+imports this package first; loading the driver's modules (MLflow, Optuna, the report) there would
+cost every trial process seconds it has no use for (bench/trial_overhead.py).
 """
 
-from minesearch.search._confirm import ConfirmError, confirm_errors, parse_confirm
-from minesearch.search._ray import (
-    ClusterTooSmall,
-    concurrency,
-    local_ray_options,
-    local_runtime_env,
-    resolve_storage,
-    with_device,
-)
-from minesearch.search._run import (
-    DEFAULT_STORAGE,
-    Finished,
-    SearchInterrupted,
-    SearchOptions,
-    run_search,
-)
-from minesearch.search._state import NothingToResume
-from minesearch.search._trial import train_storage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minesearch.search._confirm import ConfirmError, confirm_errors, parse_confirm
+    from minesearch.search._ray import (
+        ClusterTooSmall,
+        concurrency,
+        local_ray_options,
+        local_runtime_env,
+        resolve_storage,
+        with_device,
+    )
+    from minesearch.search._run import (
+        DEFAULT_STORAGE,
+        Finished,
+        SearchInterrupted,
+        SearchOptions,
+        run_search,
+    )
+    from minesearch.search._state import NothingToResume
+    from minesearch.search._trial import train_storage
+
+# name -> the module that defines it, imported when the name is first used
+_HOME = {
+    "ConfirmError": "minesearch.search._confirm",
+    "confirm_errors": "minesearch.search._confirm",
+    "parse_confirm": "minesearch.search._confirm",
+    "ClusterTooSmall": "minesearch.search._ray",
+    "concurrency": "minesearch.search._ray",
+    "local_ray_options": "minesearch.search._ray",
+    "local_runtime_env": "minesearch.search._ray",
+    "resolve_storage": "minesearch.search._ray",
+    "with_device": "minesearch.search._ray",
+    "DEFAULT_STORAGE": "minesearch.search._run",
+    "Finished": "minesearch.search._run",
+    "SearchInterrupted": "minesearch.search._run",
+    "SearchOptions": "minesearch.search._run",
+    "run_search": "minesearch.search._run",
+    "NothingToResume": "minesearch.search._state",
+    "train_storage": "minesearch.search._trial",
+}
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -46,3 +76,16 @@ __all__ = [
     "train_storage",
     "with_device",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

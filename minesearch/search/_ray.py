@@ -84,10 +84,17 @@ def local_ray_options() -> dict[str, Any]:
 
 def local_runtime_env(dashboard_port: int | None = None) -> dict[str, Any]:
     """Ray Train's controller polls workers every 2 s and a worker's second report waits for the
-    poll (a result queue of size 1): on a laptop that is most of a small epoch. Poll faster there;
-    clusters keep Ray's default (their epochs are long, and the env belongs to their job)."""
+    poll (a result queue of size 1): on a laptop that is most of a small epoch. Poll faster there,
+    and start no preemption watcher; clusters keep Ray's defaults (their epochs are long, their
+    nodes may be spot instances, and the env belongs to their job)."""
     interval = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    env = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval}
+    env = {
+        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": interval,
+        # a watcher of spot-node preemption, one more process per trial; a laptop has no spot nodes
+        "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": os.environ.get(
+            "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0"
+        ),
+    }
     if dashboard_port is not None:
         env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
     return {"env_vars": env}

@@ -24,6 +24,23 @@ from minesearch.recipe import CONFIG_KEY, TrialConfig
 from minesearch.train import CHECKPOINT_RANK, train_loop_per_worker, worker_config
 
 TRIAL_PROCESS_MEMORY = 256 * 1024**2  # bytes reserved for the (idle) trial process
+# A finished trial's process runs the next trial (Tune's reuse_actors): it has Ray, torch and
+# minesearch imported already. A trial the scheduler stops is not reused (its thread is still in
+# Ray Train's fit), so Tune starts a new process for the next one, as without reuse.
+REUSE_TRIAL_PROCESSES = True
+
+
+class TrialTrainer(TorchTrainer):
+    """TorchTrainer without Ray Data's dataset manager, which a trial never uses (its workers read
+    their data themselves): Ray Train 2.60 starts that actor for every run, datasets or not, and
+    on a laptop each extra actor is a Python process started and importing Ray per trial
+    (bench/trial_overhead.py)."""
+
+    def _create_default_callbacks(self) -> list[Any]:
+        callbacks: list[Any] = super()._create_default_callbacks()  # type: ignore[misc]
+        if self.datasets:
+            return callbacks
+        return [c for c in callbacks if type(c).__name__ != "DatasetsCallback"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     started = time.time()
     trial_id = ray.tune.get_context().get_trial_id()
     train = setup.spec.train
-    trainer = TorchTrainer(
+    trainer = TrialTrainer(
         train_loop_per_worker,
         train_loop_config=worker_config(setup.spec, TrialConfig.from_config(config), started),
         scaling_config=ray.train.ScalingConfig(
@@ -95,7 +112,9 @@ def run_fixed(
     tuner = ray.tune.Tuner(
         trainable(setup),
         param_space={CONFIG_KEY: ray.tune.grid_search([t.to_dict() for t in trials])},
-        tune_config=ray.tune.TuneConfig(num_samples=1, max_concurrent_trials=at_once),
+        tune_config=ray.tune.TuneConfig(
+            num_samples=1, max_concurrent_trials=at_once, reuse_actors=REUSE_TRIAL_PROCESSES
+        ),
         run_config=ray.tune.RunConfig(
             name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=0
         ),

@@ -12,7 +12,7 @@ from minesearch.config import SpaceSpec
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
-from minesearch.search._trial import TrialSetup, trainable
+from minesearch.search._trial import REUSE_TRIAL_PROCESSES, TrialSetup, trainable
 from minesearch.space import SearchSpace, build_space, make_search
 from minesearch.tracking import known_trials
 
@@ -101,6 +101,7 @@ def new_tuner(
             scheduler=make_scheduler(spec),
             num_samples=trials,
             max_concurrent_trials=at_once,
+            reuse_actors=REUSE_TRIAL_PROCESSES,
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=1

@@ -10,27 +10,61 @@ driver runs it as a Ray task).
 Runs in the Ray Train workers and the driver's scoring tasks. Imports torch, PML, ray.train and
 the rooms below it (config, recipe, data, models); never MLflow, Optuna or ray.tune, which a
 worker has no use for (tests/test_architecture.py checks it).
+
+The package loads its modules on first use (PEP 562): a Tune trial process only needs
+`train_loop_per_worker` and `worker_config` (`_entry`, which import nothing heavy) to hand a trial
+to Ray Train, and paid for torch, PML and scipy when this file imported everything; the workers,
+which run the loop, still import them.
 """
 
-from minesearch.train._batches import ClassBalancedBatches
-from minesearch.train._checkpoint import (
-    CHECKPOINT_FILE,
-    TrainingState,
-    has_checkpoint_file,
-    load_from_storage,
-)
-from minesearch.train._embed import EVAL_CHUNK, embed_rows, to_device
-from minesearch.train._evaluation import DEFAULT_KS, RetrievalScores, retrieval_scores
-from minesearch.train._loop import (
-    WorkerState,
-    build_state,
-    train_epoch,
-    train_loop_per_worker,
-    worker_config,
-)
-from minesearch.train._scoring import load_network, score_network, split_scores
-from minesearch.train._selection import CHECKPOINT_RANK, Selected
-from minesearch.train._step import StepOutcome, for_world, loss_and_grads
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from minesearch.train._batches import ClassBalancedBatches
+    from minesearch.train._checkpoint import (
+        CHECKPOINT_FILE,
+        TrainingState,
+        has_checkpoint_file,
+        load_from_storage,
+    )
+    from minesearch.train._embed import EVAL_CHUNK, embed_rows, to_device
+    from minesearch.train._entry import train_loop_per_worker, worker_config
+    from minesearch.train._evaluation import DEFAULT_KS, RetrievalScores, retrieval_scores
+    from minesearch.train._loop import WorkerState, build_state, train_epoch
+    from minesearch.train._scoring import load_network, score_network, split_scores
+    from minesearch.train._selection import CHECKPOINT_RANK, Selected
+    from minesearch.train._step import StepOutcome, for_world, loss_and_grads
+
+# name -> the module that defines it, imported when the name is first used
+_HOME = {
+    "ClassBalancedBatches": "minesearch.train._batches",
+    "CHECKPOINT_FILE": "minesearch.train._checkpoint",
+    "TrainingState": "minesearch.train._checkpoint",
+    "has_checkpoint_file": "minesearch.train._checkpoint",
+    "load_from_storage": "minesearch.train._checkpoint",
+    "EVAL_CHUNK": "minesearch.train._embed",
+    "embed_rows": "minesearch.train._embed",
+    "to_device": "minesearch.train._embed",
+    "train_loop_per_worker": "minesearch.train._entry",
+    "worker_config": "minesearch.train._entry",
+    "DEFAULT_KS": "minesearch.train._evaluation",
+    "RetrievalScores": "minesearch.train._evaluation",
+    "retrieval_scores": "minesearch.train._evaluation",
+    "WorkerState": "minesearch.train._loop",
+    "build_state": "minesearch.train._loop",
+    "train_epoch": "minesearch.train._loop",
+    "load_network": "minesearch.train._scoring",
+    "score_network": "minesearch.train._scoring",
+    "split_scores": "minesearch.train._scoring",
+    "CHECKPOINT_RANK": "minesearch.train._selection",
+    "Selected": "minesearch.train._selection",
+    "StepOutcome": "minesearch.train._step",
+    "for_world": "minesearch.train._step",
+    "loss_and_grads": "minesearch.train._step",
+}
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -58,3 +92,16 @@ __all__ = [
     "train_loop_per_worker",
     "worker_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

@@ -68,16 +68,9 @@ class WorkerState:
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
 
 
-def worker_config(
-    spec: SpaceSpec, trial: TrialConfig, trial_started: float | None = None
-) -> dict[str, Any]:
-    """TorchTrainer's `train_loop_config` for one trial (Ray pickles it to every worker).
-    `trial_started`: when the trial process began (time.time()), for the start-up breakdown."""
-    return {"spec": spec, "trial": trial, "trial_started": trial_started}
-
-
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point given to TorchTrainer, with `worker_config`'s dict."""
+def run_worker(config: dict[str, Any]) -> None:
+    """One worker's life in a trial, with `_entry.worker_config`'s dict (Ray Train calls it
+    through `_entry.train_loop_per_worker`)."""
     started = time.time()
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
