@@ -11,7 +11,8 @@ Run (niced: it trains a few hundred recipes):
 `digits` is `search_spaces/quickstart.yaml` (its data, model, batch and epochs). `vectors` is
 `search_spaces/text_minilm.yaml`'s split, batch, epochs and loss/miner choices on precomputed
 vectors: the shipped MiniLM's mean-pooled, L2-normalised embeddings of `text_topics`, written once
-to `bench/tables/text_topics_minilm.parquet` (`--embed` rewrites them) and trained as a `parquet`
+in `search_spaces/data/text_topics_minilm.parquet` (`search_spaces/vectors.yaml`'s data;
+`--embed` rewrites it with `scripts/make_topic_vectors.py`) and trained as a `parquet`
 source whose model is minesearch's default for vector inputs (no `model:` keys are set, so a new
 default is picked up by a rebuild). `backbone_lr_factor` is dropped: vectors have no backbone.
 
@@ -55,7 +56,7 @@ from minesearch.space import build_space, enumerate_recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "bench" / "tables"
-VECTORS = TABLES / "text_topics_minilm.parquet"
+VECTORS = ROOT / "search_spaces" / "data" / "text_topics_minilm.parquet"  # vectors.yaml's
 SPACES = {"digits": "search_spaces/quickstart.yaml", "vectors": "search_spaces/text_minilm.yaml"}
 GRID_SIZES = {"margin": 4, "loss_margin": 4, "miner_margin": 4, "lr": 3}  # others: 3
 DEFAULT_GRID_SIZE = 3
@@ -137,42 +138,13 @@ def recipe_key(recipe: Recipe) -> str:
 # --- the vectors ------------------------------------------------------------------------------
 
 
-def embed_text_topics(path: Path = VECTORS) -> None:
-    """text_topics through the shipped MiniLM once: mean-pooled, L2-normalised, float32."""
-    import torch
+def embed_text_topics() -> None:
+    """The shipped vectors, rewritten by the one script that makes them (MiniLM, mean-pooled,
+    L2-normalised, as `minesearch.models.reference_network`)."""
+    import subprocess
 
-    from minesearch.data import open_source
-    from minesearch.models import build_backbone
-
-    text_spec = load_spec(ROOT / SPACES["vectors"])
-    source = open_source(text_spec)
-    backbone = build_backbone(
-        "minilm",
-        kind="text",
-        input_shape=None,
-        hidden_dim=text_spec.model.hidden_dim,
-        max_length=text_spec.model.max_length,
-    )
-    assert backbone.preprocess is not None
-    backbone.trunk.eval()
-    rows = np.arange(len(source), dtype=np.int64)
-    chunks = []
-    with torch.no_grad():
-        for i in range(0, len(rows), 64):
-            batch = backbone.preprocess(source.take(rows[i : i + 64]), False)
-            chunks.append(torch.nn.functional.normalize(backbone.trunk(batch), dim=1))
-    vectors = torch.cat(chunks).numpy().astype(np.float32)  # [N, 384]
-    names = source.class_names
-    labels = [names[i] if names else str(i) for i in source.labels.tolist()]
-    table = pa.table(
-        {
-            "label": pa.array(labels, pa.string()),
-            "features": pa.array(list(vectors), pa.list_(pa.float32())),
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
-    print(f"wrote {path.relative_to(ROOT)}: {vectors.shape[0]} x {vectors.shape[1]}")
+    script = ROOT / "scripts" / "make_topic_vectors.py"
+    subprocess.run([sys.executable, str(script), "--out", str(VECTORS)], check=True)
 
 
 def check_same_split(spec: SpaceSpec) -> None:
