@@ -12,6 +12,7 @@ Runs in the Tune driver and the CLI; never in a trial actor or a Ray Train worke
 from minesearch.tracking import names
 from minesearch.tracking._artifacts import log_directory, log_files
 from minesearch.tracking._children import ChildRuns, OpenRun
+from minesearch.tracking._model import EmbeddingModel, LoggedModel, log_model
 from minesearch.tracking._parent import ParentRun
 from minesearch.tracking._read import (
     BEST,
@@ -36,7 +37,9 @@ from minesearch.tracking._store import (
 __all__ = [
     "BEST",
     "ChildRuns",
+    "EmbeddingModel",
     "FoundTrial",
+    "LoggedModel",
     "OpenRun",
     "ParentRun",
     "Series",
@@ -48,6 +51,7 @@ __all__ = [
     "local_artifact_root",
     "log_directory",
     "log_files",
+    "log_model",
     "metric_history",
     "missing_store",
     "names",
