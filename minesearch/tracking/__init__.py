@@ -5,8 +5,13 @@ run per trial (`ChildRuns`, written from the driver by the search's Tune callbac
 reads a search back into `minesearch.results`, for the driver at the end of a search and for
 `minesearch report` / `export` any time later. `names` owns every tag, prefix and artifact name.
 
+The data a search trains on becomes each run's dataset inputs (`_datasets`, from
+`minesearch.data.summarize`); after a search its best model becomes an MLflow Model (`log_model`,
+`_model`), registered when the space names a registered model.
+
 Runs in the Tune driver and the CLI; never in a trial actor or a Ray Train worker. Imports mlflow,
-`config`, `recipe` and `results`.
+`config`, `recipe`, `results` and `data` (its summary, no torch); the model's code comes from
+`minesearch.export` by reference, never by import.
 """
 
 from minesearch.tracking import names
