@@ -32,6 +32,7 @@ from minesearch.data import Parts, load_parts
 from minesearch.export import EmbedError, ExportFormat, export_network, export_run, load_embedder
 from minesearch.models import Network, build_network
 from minesearch.tracking import experiment_id
+from minesearch.tracking._model import requirements
 from minesearch.tracking.names import (
     CHECKPOINT_TAG,
     ROLE_TAG,
@@ -416,6 +417,8 @@ def test_a_search_export_is_an_mlflow_model(
     for model_uri in (done.model.uri, f"runs:/{vector_trial.child_id}/model"):
         model = mlflow.pyfunc.load_model(model_uri)
         _compare("vectors-pyfunc", "torchscript", model.predict(features), by_embed)
+    pinned = Path(mlflow.pyfunc.get_model_dependencies(done.model.uri)).read_text().split()
+    assert pinned == requirements()  # ours as given: nothing inferred or resolved
     schema = model.metadata.get_input_schema()
     assert schema is not None and schema.is_tensor_spec()
     assert model.metadata.saved_input_example_info is not None  # a few rows of the source

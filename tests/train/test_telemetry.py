@@ -98,3 +98,26 @@ def test_system_sampler_reports_cost_and_the_machine_as_mlflow_names_it() -> Non
         used = first["system/system_memory_usage_megabytes"]
         assert 0.0 < first["system/system_memory_usage_percentage"] <= 100.0 and used > 0
     assert sampler.sample()[WORKER_SECONDS] >= first[WORKER_SECONDS]  # a running total
+
+
+def test_a_gpu_worker_reports_gpu_seconds_and_its_peak_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No GPU here: torch's CUDA queries are stood in for, to check names and arithmetic (the
+    peak is reset after each sample, so each epoch reports its own)."""
+    peaks, resets = [3e9, 1e9], []
+
+    class Props:
+        total_memory = 12e9
+        uuid = "0000"
+
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda i: peaks[len(resets)])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda i: resets.append(i))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props())
+    sampler = SystemSampler(torch.device("cuda", 1), world=2, started=time.monotonic() - 5.0)
+    first, second = sampler.sample(), sampler.sample()
+    assert first[GPU_SECONDS] == pytest.approx(first[WORKER_SECONDS]) and first[GPU_SECONDS] >= 10
+    assert first["system/gpu_1_memory_usage_megabytes"] == pytest.approx(3000.0)
+    assert first["system/gpu_1_memory_usage_percentage"] == pytest.approx(25.0)
+    assert second["system/gpu_1_memory_usage_megabytes"] == pytest.approx(1000.0)
+    assert resets == [1, 1]
