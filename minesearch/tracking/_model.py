@@ -8,8 +8,9 @@ room above it, and `predict` runs exactly what `minesearch embed` runs.
 MLflow's `log_model` works on the fluent API's active run and global tracking URI, while
 minesearch keeps both explicit; so the run is resumed for the call under a temporarily set
 tracking URI, and its status and end time are put back afterwards (a finished trial stays
-finished, at the time it finished). Requirements are given, not inferred: inference imports the
-model and may ask a package index, and a search must not reach the network.
+finished, at the time it finished). Requirements are given, pinned to what is installed, not
+inferred: inference reloads the model in a subprocess to watch what it imports (seconds more per
+search), and nothing at the end of a search may depend on reaching a package index.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from minesearch.tracking import names
 from minesearch.tracking._store import StoreError, no_progress_bar
 
 Embed = Callable[[Any], np.ndarray]  # what predict receives -> float32 embeddings [B, E]
-# What loading the model imports: minesearch (the pickled model names its classes) and its stack.
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+# What loading the model imports: minesearch (the pickled model names its classes) and its stack.
 REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "pillow", "pydantic", "pyyaml")
 
 
