@@ -141,14 +141,20 @@ def present(finished: Finished) -> None:
 
 
 def export_best(finished: Finished, out_dir: Path) -> None:
-    """The best trial's model (TorchScript + preprocessing JSON) on its child run under export/;
-    never fails the search (`minesearch export` can redo it)."""
+    """The best trial's model (TorchScript + preprocessing JSON) on its child run under export/,
+    and as the run's MLflow Model (registered if the space says so); never fails the search
+    (`minesearch export` can redo the export)."""
     from minesearch.export import export_run
 
     result = finished.result
     try:
-        done = export_run(result.parent_run_id, "torchscript", out_dir, result.tracking_uri)
+        done = export_run(
+            result.parent_run_id, "torchscript", out_dir, result.tracking_uri, mlflow_model=True
+        )
         click.echo(f"the search's model, {done.what}: {done.path} (also in its MLflow run)")
+        if done.model is not None:
+            also = f"; registered as {done.model.registered}" if done.model.registered else ""
+            click.echo(f"as an MLflow Model: mlflow.pyfunc.load_model({done.model.uri!r}){also}")
     except Exception as exc:
         click.echo(f"the search's model was not exported: {exc}")
 

@@ -145,9 +145,19 @@ class SearchSpec(_Strict):
     warm_start: str | None = None
 
 
+# A registered model's name: MLflow allows more (not "/" or ":" where a URI parses it), but a
+# name that reads the same in models:/NAME/1, in a file name and in a shell is the safe subset.
+REGISTERED_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 class TrackingSpec(_Strict):
     experiment: str | None = None
     uri: str | None = None
+    # After a search, its best model (the export's choice) becomes a new version of this
+    # registered model in MLflow's Model Registry; None: logged on its run only, not registered.
+    register_model: Annotated[
+        str | None, Field(min_length=1, max_length=256, pattern=REGISTERED_MODEL_NAME)
+    ] = None
 
 
 class SpaceSpec(_Strict):

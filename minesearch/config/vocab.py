@@ -106,6 +106,13 @@ Selection = Literal["best_epoch", "last"]
 SELECTED_PREFIX = "selected."
 SELECTED_EPOCH = "selected_epoch"
 EPOCH = "epoch"  # every report of a worker says which epoch it closes (0: before training)
+# What a trial costs, reported by its rank-0 worker each epoch as running totals since the worker
+# started (the last value is the trial's), and summed over a search's child runs on its parent.
+WORKER_SECONDS = "cost.worker_seconds"  # wall seconds x workers
+GPU_SECONDS = "cost.gpu_seconds"  # wall seconds x GPUs (GPU trials only)
+COST_METRICS = (WORKER_SECONDS, GPU_SECONDS)
+# Measured in the worker, named as MLflow's system metrics so its UI shows them in that tab.
+SYSTEM_PREFIX = "system/"
 
 SamplerName = Literal["tpe", "random", "grid", "qmc", "cmaes"]
 SchedulerName = Literal["asha", "fifo"]

@@ -17,9 +17,19 @@ from pydantic import ValidationError
 from minesearch.config import SpaceSpec, SpecError
 from minesearch.data import TEXT_TOPICS, Parts, load_parts
 from minesearch.export._formats import ExportError, ExportFormat, export_network
+from minesearch.export._pyfunc import example_input, load_embedder
 from minesearch.models import Network, backbone_name, reference_network
 from minesearch.results import PRETRAINED_BETTER, TrialResult
-from minesearch.tracking import FoundTrial, StoreError, find_trial, log_directory, names, spec_of
+from minesearch.tracking import (
+    FoundTrial,
+    LoggedModel,
+    StoreError,
+    find_trial,
+    log_directory,
+    log_model,
+    names,
+    spec_of,
+)
 from minesearch.train import CHECKPOINT_FILE, has_checkpoint_file, load_network
 
 EXAMPLE_ROWS = 4  # rows of the source traced through the network
@@ -31,10 +41,16 @@ class Exported:
 
     path: Path  # the model file
     what: str  # "trial t1 (run ...)", or "the pretrained model (no recipe beat it)"
+    model: LoggedModel | None = None  # the MLflow Model logged beside it (mlflow_model=True)
 
 
 def export_run(
-    ref: str, fmt: ExportFormat, out_dir: Path, tracking_uri: str, log: bool = True
+    ref: str,
+    fmt: ExportFormat,
+    out_dir: Path,
+    tracking_uri: str,
+    log: bool = True,
+    mlflow_model: bool = False,
 ) -> Exported:
     """Export what `ref` names (a child run id, a trial id, ``best``, or a search's parent run id
     for its best) to `out_dir`; with `log`, also into its MLflow run's artifacts.
@@ -43,6 +59,10 @@ def export_run(
     pretrained model: then it is the pretrained model itself (the backbone with no head), logged
     on the parent run; for vector inputs, where the pretrained model is the input, there is
     nothing to export and the message says so. A trial named by id is exported as asked.
+
+    With `mlflow_model` (a search's end: once per search), the TorchScript export also becomes
+    the run's MLflow Model (`minesearch.tracking.log_model`: a pyfunc that embeds raw inputs as
+    `minesearch embed` does), registered as the space's `tracking.register_model` if it names one.
     """
     try:
         found = find_trial(tracking_uri, ref)
@@ -74,7 +94,16 @@ def export_run(
             log_directory(tracking_uri, run_id, out_dir, where)
         except StoreError as err:
             raise ExportError(f"exported to {out_dir}, but {err}") from None
-    return Exported(path, what)
+    if not (mlflow_model and log and fmt == "torchscript"):
+        return Exported(path, what)
+    given = example_input(parts.source.take(rows), parts.source.kind, _input_column(spec))
+    try:
+        logged = log_model(
+            tracking_uri, run_id, str(out_dir), load_embedder, given, spec.tracking.register_model
+        )
+    except StoreError as err:
+        raise ExportError(f"exported to {out_dir}, but {err}") from None
+    return Exported(path, what, logged)
 
 
 def _pretrained(spec: SpaceSpec, parts: Parts, found: FoundTrial) -> tuple[Network, str, str]:

@@ -16,6 +16,7 @@ import ray
 from ray import tune
 
 from minesearch.config import SpaceSpec
+from minesearch.data import load_parts, summarize
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
@@ -81,6 +82,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         )
     else:
         parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
+        parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
         search = Search(setup, state_files.new_name(spec.name), tracking_uri, parent, at_once)
         if search.directory is not None:  # resume finds local (or NFS) searches
             state_files.save_state(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minesearch.config.vocab import SELECTED_EPOCH, TEST_PREFIX
+from minesearch.config.vocab import COST_METRICS, SELECTED_EPOCH, TEST_PREFIX
 from minesearch.results import (
     SHOWN,
     Confirmation,
@@ -96,12 +96,13 @@ def score_test_split(search: Search, result: SearchResult) -> None:
 def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
     """The parent run's params, metrics and tags once the search is done: the best recipe, its
     selected scores, epoch-0 scores and test scores, the control's, the confirmations', and the
-    verdict against the pretrained model."""
+    verdict against the pretrained model; and what the search cost, summed over its runs."""
     best, control = result.best, result.control
+    costs = cost_totals(result)
     if best is None:
-        return {}, {}, {}
+        return {}, costs, {}
     params = {f"{names.BEST_PREFIX}{k}": v for k, v in _recipe_params(best).items()}
-    metrics = _shown(names.BEST_PREFIX, best)
+    metrics = costs | _shown(names.BEST_PREFIX, best)
     metrics |= _shown(names.EPOCH0_PREFIX, epoch0_scores(result.tracking_uri, best))
     if best.selected_epoch is not None:
         metrics[f"{names.BEST_PREFIX}{SELECTED_EPOCH}"] = float(best.selected_epoch)
@@ -117,6 +118,17 @@ def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dic
         tags[names.VERDICT_TAG] = found.name
         metrics[names.VERDICT_MARGIN] = found.margin
     return params, metrics, tags
+
+
+def cost_totals(result: SearchResult) -> dict[str, float]:
+    """cost.worker_seconds (and cost.gpu_seconds) over every child run, failed and stopped ones
+    too (they were paid for): each run's last value is its total (`train.SystemSampler`)."""
+    totals: dict[str, float] = {}
+    for trial in result.trials:
+        for name in COST_METRICS:
+            if (value := trial.metrics.get(name)) is not None:
+                totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 def confirmation_metrics(confirmation: Confirmation, metric: str) -> dict[str, float]:

@@ -5,13 +5,19 @@ run per trial (`ChildRuns`, written from the driver by the search's Tune callbac
 reads a search back into `minesearch.results`, for the driver at the end of a search and for
 `minesearch report` / `export` any time later. `names` owns every tag, prefix and artifact name.
 
+The data a search trains on becomes each run's dataset inputs (`_datasets`, from
+`minesearch.data.summarize`); after a search its best model becomes an MLflow Model (`log_model`,
+`_model`), registered when the space names a registered model.
+
 Runs in the Tune driver and the CLI; never in a trial actor or a Ray Train worker. Imports mlflow,
-`config`, `recipe` and `results`.
+`config`, `recipe`, `results` and `data` (its summary, no torch); the model's code comes from
+`minesearch.export` by reference, never by import.
 """
 
 from minesearch.tracking import names
 from minesearch.tracking._artifacts import log_directory, log_files
 from minesearch.tracking._children import ChildRuns, OpenRun
+from minesearch.tracking._model import EmbeddingModel, LoggedModel, log_model
 from minesearch.tracking._parent import ParentRun
 from minesearch.tracking._read import (
     BEST,
@@ -37,8 +43,10 @@ from minesearch.tracking._warm import KnownTrial, known_trials
 __all__ = [
     "BEST",
     "ChildRuns",
+    "EmbeddingModel",
     "FoundTrial",
     "KnownTrial",
+    "LoggedModel",
     "OpenRun",
     "ParentRun",
     "Series",
@@ -51,6 +59,7 @@ __all__ = [
     "local_artifact_root",
     "log_directory",
     "log_files",
+    "log_model",
     "metric_history",
     "missing_store",
     "names",

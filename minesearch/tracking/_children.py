@@ -13,13 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow.entities import Run
+from mlflow.entities import DatasetInput, Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import Role
 from minesearch.tracking import names
+from minesearch.tracking._datasets import log_datasets
 from minesearch.tracking._parent import RESUME_HINT, log_metrics, log_params
 
 ORPHAN_REASON = "started by a killed driver after Tune's last state snapshot; run again on resume"
@@ -50,9 +51,13 @@ class ChildRuns:
         self.params = params  # what every child run records beside its recipe (the budget)
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
+        self._datasets: list[DatasetInput] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_client": None, "_datasets": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_datasets": None, **state})  # pickled before datasets existed
 
     @property
     def client(self) -> MlflowClient:
@@ -101,7 +106,16 @@ class ChildRuns:
         self.client.log_text(
             run_id, json.dumps(config, indent=2, default=str), names.TRIAL_CONFIG_ARTIFACT
         )
+        log_datasets(self.client, run_id, self.datasets)
         return run_id
+
+    @property
+    def datasets(self) -> list[DatasetInput]:
+        """The parent run's dataset inputs (looked up once): what every trial trains on."""
+        if self._datasets is None:
+            run = self.client.get_run(self.parent_run_id)
+            self._datasets = list(run.inputs.dataset_inputs) if run.inputs else []
+        return self._datasets
 
     def log_epoch(
         self, run_id: str, epoch: int, metrics: dict[str, float], checkpoint: str | None

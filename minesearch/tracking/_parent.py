@@ -10,7 +10,9 @@ from typing import Any
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from minesearch.data import DataSummary
 from minesearch.tracking import names
+from minesearch.tracking._datasets import dataset_inputs, log_datasets
 from minesearch.tracking._store import experiment_id
 
 RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
@@ -71,6 +73,11 @@ class ParentRun:
         if space_file is not None:
             client.log_artifact(parent.run_id, str(space_file))
         return parent
+
+    def log_data(self, summary: DataSummary) -> None:
+        """The data the search trains on, one dataset input per part (`_datasets`); its child
+        runs copy them."""
+        log_datasets(self.client, self.run_id, dataset_inputs(summary))
 
     @classmethod
     def reopen(cls, tracking_uri: str, run_id: str) -> ParentRun:

@@ -36,3 +36,7 @@ TRIAL_CONFIG_ARTIFACT = "trial_config.json"  # on a child: the Tune config the t
 REPORT_DIR = "report"  # on the parent: the report's plots and leaderboard
 LEADERBOARD_ARTIFACT = f"{REPORT_DIR}/leaderboard.txt"
 EXPORT_DIR = "export"  # on a child: export/<format>/ with the model and preprocess.json
+
+# --- the MLflow Model of a search's best (minesearch.tracking.log_model) -------------------------
+MODEL_NAME = "model"  # the pyfunc model's name on the run: runs:/<run id>/model
+MODEL_EXPORT_KEY = "export"  # the pyfunc's artifact: the TorchScript export directory

@@ -37,6 +37,7 @@ from minesearch.train._selection import Selected
 from minesearch.train._step import for_world, loss_and_grads
 from minesearch.train._telemetry import (
     Difficulty,
+    SystemSampler,
     nonzero_loss_share,
     recipe_margin,
     rss_anon_mb,
@@ -66,18 +67,20 @@ class WorkerState:
     selected: Selected  # the epoch the trial is scored at, so far
     backbone_lr: float  # the backbone's lr after its warm-up
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
+    system: SystemSampler | None = None  # system/* and cost.* metrics, set by the entry point
 
 
 def run_worker(config: dict[str, Any]) -> None:
     """One worker's life in a trial, with `_entry.worker_config`'s dict (Ray Train calls it
     through `_entry.train_loop_per_worker`)."""
-    started = time.time()
+    started, clock = time.time(), time.monotonic()
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
     if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
     state = setup(spec, trial.recipe)
+    state.system = SystemSampler(state.device, state.world, clock)  # setup is part of the cost
     start = restore(state)
     if start >= spec.train.epochs:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
@@ -273,6 +276,8 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
         raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
     state.selected.update(epoch, scores)
     metrics |= state.selected.report(epoch)
+    if state.system is not None:  # after evaluation: the epoch's cost includes it
+        metrics |= state.system.sample()
     with tempfile.TemporaryDirectory() as tmp:
         TrainingState(
             epoch=epoch,

@@ -5,15 +5,20 @@ by m = d(a, n) - d(a, p) under the trial's margin, as TripletMarginMiner does: h
 semihard 0 < m <= margin, easy m > margin. Logged per epoch, the shares show mining difficulty
 evolving as the embedding learns. Bounded cost: at most ~4M candidate triplets per step (anchors
 are subsampled on large batches), on detached embeddings.
+
+And the worker's view of the machine and the trial's cost (`SystemSampler`), for each report.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from minesearch.config.vocab import GPU_SECONDS, SYSTEM_PREFIX, WORKER_SECONDS
 
 MAX_CANDIDATES = 4_000_000
 DEFAULT_MARGIN = 0.2  # TripletMarginMiner's default, for recipes without a margin
@@ -104,3 +109,107 @@ def rss_anon_mb() -> float | None:
     except OSError:
         return None
     return None
+
+
+class SystemSampler:
+    """The machine as a worker sees it, and what the trial has cost so far: metrics named as
+    MLflow's system metrics (``system/...``) plus ``cost.*``, sampled at each report.
+
+    MLflow's own monitor (`log_system_metrics`) samples the process that holds the run, which is
+    the driver here; a trial's child run is written by the driver, so the worker measures and
+    reports. CPU and memory are the whole machine's (psutil when installed, else /proc on Linux;
+    nothing elsewhere), CPU averaged since the last sample; GPU memory is this worker's peak
+    allocated by torch since the last sample (not NVML's used memory, which counts other
+    processes and the allocator's cache), GPU utilisation only when pynvml is installed.
+    """
+
+    def __init__(self, device: torch.device, world: int, started: float | None = None) -> None:
+        """`started`: `time.monotonic()` when the worker began (default: now)."""
+        self.world = world
+        self.started = time.monotonic() if started is None else started
+        self._cpu = _cpu_times()
+        self._gpu: int | None = None
+        if device.type == "cuda":
+            self._gpu = 0 if device.index is None else device.index
+
+    def sample(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.started
+        metrics = {WORKER_SECONDS: elapsed * self.world}
+        cpu = _cpu_times()
+        if cpu is not None and self._cpu is not None:
+            busy, total = cpu[0] - self._cpu[0], cpu[1] - self._cpu[1]
+            if total > 0:
+                metrics[f"{SYSTEM_PREFIX}cpu_utilization_percentage"] = 100.0 * busy / total
+        self._cpu = cpu
+        if (memory := _memory_mb()) is not None:
+            used, total_mb = memory
+            metrics[f"{SYSTEM_PREFIX}system_memory_usage_megabytes"] = used
+            metrics[f"{SYSTEM_PREFIX}system_memory_usage_percentage"] = 100.0 * used / total_mb
+        if self._gpu is not None:
+            metrics[GPU_SECONDS] = elapsed * self.world  # one GPU per worker (train.use_gpu)
+            metrics |= _gpu_metrics(self._gpu)
+        return metrics
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """(busy, total) CPU time of the whole machine so far; None where neither source exists."""
+    try:
+        import psutil
+
+        t = psutil.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        return sum(t) - idle, sum(t)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/stat") as stat:
+            fields = [float(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def _memory_mb() -> tuple[float, float] | None:
+    """(used, total) MB of the machine: total minus available, as `free` shows it."""
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return (vm.total - vm.available) / 1e6, vm.total / 1e6
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kb = {line.split(":")[0]: float(line.split()[1]) for line in meminfo}
+        return (kb["MemTotal"] - kb["MemAvailable"]) * 1024 / 1e6, kb["MemTotal"] * 1024 / 1e6
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _gpu_metrics(index: int) -> dict[str, float]:
+    """This worker's peak torch memory on its GPU since the last call, and NVML's utilisation
+    when pynvml is installed."""
+    name = f"{SYSTEM_PREFIX}gpu_{index}"
+    peak = torch.cuda.max_memory_allocated(index)
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.reset_peak_memory_stats(index)
+    metrics = {
+        f"{name}_memory_usage_megabytes": peak / 1e6,
+        f"{name}_memory_usage_percentage": 100.0 * peak / total,
+    }
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        # NVML numbers the physical GPUs; torch's index is within CUDA_VISIBLE_DEVICES (Ray's)
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+        handle = pynvml.nvmlDeviceGetHandleByUUID(
+            uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+        )
+        rates = pynvml.nvmlDeviceGetUtilizationRates(handle)
+        metrics[f"{name}_utilization_percentage"] = float(rates.gpu)
+    except Exception:  # not installed, no driver, or NVML refusing: the metric is left out
+        pass
+    return metrics

@@ -63,6 +63,7 @@ def test_defaults_fill_a_minimal_file() -> None:
     assert spec.search.sampler.name == "tpe" and spec.search.scheduler.name == "asha"
     assert spec.search.params == {}
     assert spec.tracking.uri is None and spec.storage_path is None
+    assert spec.tracking.register_model is None  # logged on its run, not registered
 
 
 def test_param_forms_keep_their_types() -> None:
@@ -448,3 +449,11 @@ def test_exponent_without_dot_is_a_number(tmp_path: Path) -> None:
     params = load_spec(path).search.params
     assert params["lr"] == 1e-3
     assert params["margin"] == [1e-2, 0.2]
+
+
+def test_register_model_is_a_plain_registry_name() -> None:
+    spec = parse_spec({"name": "r", "tracking": {"register_model": "digits-embedder_v1.2"}})
+    assert spec.tracking.register_model == "digits-embedder_v1.2"
+    for bad in ("", "models:/x", "a/b", "-leading"):
+        problem = one_problem({"name": "r", "tracking": {"register_model": bad}})
+        assert "tracking.register_model" in problem, problem

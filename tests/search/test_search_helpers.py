@@ -42,3 +42,24 @@ def test_train_storage_keeps_uris() -> None:
 
     assert train_storage("s3://bucket/runs") == "s3://bucket/runs/train"
     assert train_storage("/data/runs") == "/data/runs/train"
+
+
+def test_a_search_costs_the_sum_of_its_runs() -> None:
+    """The parent's cost.* sum every child run's last value, failed ones too; a search whose runs
+    report none (older runs) gets no cost metric rather than a zero."""
+    from minesearch.results import SearchResult, TrialResult
+    from minesearch.search._steps import cost_totals
+
+    def run(trial_id: str, status: str, metrics: dict[str, float]) -> TrialResult:
+        return TrialResult("r" + trial_id, trial_id, trial_id, "trial", status, {}, metrics)  # type: ignore[arg-type]
+
+    def search(trials: list[TrialResult]) -> SearchResult:
+        return SearchResult("u", "e", "0", "p", "s", "m", "max", trials)
+
+    trials = [
+        run("a", "finished", {"cost.worker_seconds": 10.0, "cost.gpu_seconds": 10.0}),
+        run("b", "failed", {"cost.worker_seconds": 2.5}),
+        run("c", "finished", {}),
+    ]
+    assert cost_totals(search(trials)) == {"cost.worker_seconds": 12.5, "cost.gpu_seconds": 10.0}
+    assert cost_totals(search([trials[2]])) == {}

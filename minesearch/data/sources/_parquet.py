@@ -348,6 +348,12 @@ class ParquetSource:
         """The node-local Arrow IPC file holding the input column."""
         return os.path.join(self._cache_dir or default_cache_dir(), self._cache_name)
 
+    @property
+    def fingerprint(self) -> str:
+        """The files' identity (paths, sizes, modification times) and how they are read: the key
+        of the checked cache, and part of the data's digest in MLflow (`data.summarize`)."""
+        return self._cache_name.removesuffix(".arrow").rsplit("-", 1)[-1]
+
     def _map(self, fs: pafs.FileSystem, files: list[_File], scan: bool) -> _Mapped:
         """Map the cache, building it first if this node has none (or only an unscanned one and
         `scan` asks for checks). After unpickling, the files must still be those whose labels we
