@@ -84,12 +84,18 @@ def validate(space: Path) -> None:
     metavar="K,S",
     help="Re-train the top K recipes with S new seeds each; mean ± 95% CI on the test split.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Ray's, Tune's and the workers' own output (default: a log file, named at the top).",
+)
 def run(
     space: Path,
     address: str | None,
     storage_path: str | None,
     resume: bool,
     confirm_text: str | None,
+    verbose: bool,
 ) -> None:
     """Run the search described by SPACE and print the best recipe."""
     spec = _validated_or_exit(space)
@@ -104,7 +110,11 @@ def run(
     except search.ConfirmError as exc:
         _fail(f"error: {exc}")
     options = search.SearchOptions(
-        address=address, storage_path=storage_path, resume=resume, confirm=confirm
+        address=address,
+        storage_path=storage_path,
+        resume=resume,
+        confirm=confirm,
+        verbose=verbose,
     )
     try:
         finished = search.run_search(spec, space, options)
