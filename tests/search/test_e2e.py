@@ -82,7 +82,7 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     )
     assert result.exit_code == 0, result.output
     assert "best recipe" in result.output
-    assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
+    assert f"minesearch ui --tracking-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("e2e")
