@@ -119,7 +119,7 @@ def run(
     )
     try:
         finished = search.run_search(spec, space, options)
-    except (search.ClusterTooSmall, search.NothingToResume) as exc:
+    except (search.ClusterTooSmall, search.NothingToResume, search.StorageUnusable) as exc:
         _fail(f"error: {exc}")
     except search.SearchInterrupted as exc:
         click.echo(
@@ -257,7 +257,7 @@ def ui_command(space: Path | None, tracking_uri: str | None, host: str, port: in
         search = read_search(uri, find_search(uri, spec.experiment if spec else None, None))
     except StoreError as exc:
         search = None
-        click.echo(f"no search to show ({exc}); serving the store anyway", err=True)
+        click.echo(f"no search to show: {exc}", err=True)
     if uri.startswith(("http://", "https://")):  # a server already: nothing to start
         base = uri.rstrip("/")
         click.echo(_ui_url(base, search))

@@ -23,6 +23,7 @@ from minesearch.search._run import (
     Finished,
     SearchInterrupted,
     SearchOptions,
+    StorageUnusable,
     run_search,
 )
 from minesearch.search._state import NothingToResume
@@ -36,6 +37,7 @@ __all__ = [
     "NothingToResume",
     "SearchInterrupted",
     "SearchOptions",
+    "StorageUnusable",
     "concurrency",
     "confirm_errors",
     "local_ray_options",

@@ -39,6 +39,10 @@ class SearchInterrupted(Exception):
         self.experiment_path = experiment_path
 
 
+class StorageUnusable(ValueError):
+    """The search's local storage directory cannot be made (bad input: storage_path)."""
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How and where to run, as opposed to what to search (the space file)."""
@@ -77,6 +81,13 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     else:
         name = state_files.new_name(spec.name)
     directory = None if "://" in storage else Path(storage) / name
+    if directory is not None:  # checked before Ray starts, like the rest of the input
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnusable(
+                f"storage_path / --storage-path: cannot create {directory}: {exc.strerror}"
+            ) from None
     log_file = None if options.verbose else log_file_for(directory, name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with ray_output_to(log_file) as ray_output:
