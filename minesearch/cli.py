@@ -264,6 +264,8 @@ def ui_command(space: Path | None, tracking_uri: str | None, host: str, port: in
         return
     chosen = port or free_port(host)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl+C: a shell's background job inherits SIGINT ignored; the UI must stop on it anyway
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="minesearch-ui-") as work:
         server = start_server(uri, host, chosen, Path(work))
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +25,10 @@ from typing import Any, TextIO
 LOGGERS = ("ray", "mlflow")
 RAY_PRINT_HANDLER = "ray_print_logs"  # the name ray.init gives its worker-log printer
 OWN_HANDLER = "minesearch_log_file"
+# Tune's new console output prints its configuration box, the results path and a TensorBoard hint
+# at the start of every fit whatever the verbosity (ray/tune/experimental/output.py,
+# experiment_started); the legacy reporter prints nothing at verbose=0. Read by Tuner.fit.
+QUIET_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 
 
 def log_file_for(directory: Path | None, name: str) -> Path:
@@ -87,7 +92,7 @@ def ray_output_to(log_file: Path | None) -> Iterator[RayOutput]:
         yield RayOutput(None)
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("a", encoding="utf-8") as sink:
+    with log_file.open("a", encoding="utf-8") as sink, _env(QUIET_ENV):
         handler = logging.StreamHandler(sink)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         saved = [(logger, logger.handlers[:], logger.propagate) for logger in map(_get, LOGGERS)]
@@ -106,3 +111,17 @@ def ray_output_to(log_file: Path | None) -> Iterator[RayOutput]:
 
 def _get(name: str) -> logging.Logger:
     return logging.getLogger(name)
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
