@@ -1,4 +1,4 @@
-"""`minesearch ui`: the MLflow UI on the store, at the newest search's runs; Ctrl+C leaves nothing."""
+"""`minesearch ui`: the MLflow UI on a store, at its newest search; Ctrl+C leaves nothing."""
 
 from __future__ import annotations
 

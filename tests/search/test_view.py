@@ -16,7 +16,6 @@ from minesearch.search._view import (
     Header,
     SearchView,
     clock,
-    event_line,
     first_line,
     live_renderable,
     progress_text,
