@@ -5,6 +5,10 @@ each a Ray Train job (`_trial`, run by the Tune trial actor), child runs written
 (`_callback`), then the control, the test split of the chosen trials and the confirmations, each
 its own step. It returns the search read back from MLflow (`minesearch.results`).
 
+What the user sees meanwhile: `_view` (pure state and rendering: a header, a progress bar, a line
+per trial), fed by `_progress`'s Tune callback; Ray's own output goes to the search's log file
+(`_quiet`) unless `--verbose`.
+
 Runs in the Tune driver; `_trial.run_trial` runs in the trial actors. The only room that imports
 ray.tune. Imports every room below it (config, recipe, results, space, train, tracking).
 """
