@@ -9,6 +9,7 @@ control characters, so a log stays short and greppable.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,6 +22,11 @@ from rich.text import Text
 Status = Literal["pending", "running", "finished", "pruned", "failed"]
 RECIPE_WIDTH = 44  # a recipe label longer than this is cut (the MLflow run has it in full)
 REASON_WIDTH = 70  # the first line of a failure, cut: the log file and MLflow have the rest
+ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))\b.*:")
+SNIPPET = re.compile(r"\[Rank [\d,]+ Error Snippet\]:")  # Ray Train's WorkerGroupError
+RAY_WRAPPERS = frozenset(
+    {"RayTaskError", "RayActorError", "WorkerGroupError", "TrainingFailedError", "TuneError"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,22 @@ class SearchView:
 
 
 def first_line(reason: str) -> str:
-    """The line of an error that says what went wrong: Ray's error files end with the
-    exception's message, after a traceback."""
-    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
+    """The line of an error that says what went wrong. Ray's error files end a traceback with the
+    exception's message, but wrap a worker's error in their own (RayTaskError, WorkerGroupError
+    with one "[Rank r Error Snippet]" section per distinct worker error, the first usually the
+    cause): in the first snippet if any, the last `SomeError: message` line that is not one of
+    Ray's wrappers, else the last line."""
+    snippets = SNIPPET.split(reason)
+    text = snippets[1] if len(snippets) > 1 else reason
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return ""
-    message = lines[-1]
+    raised = [
+        line
+        for line in lines
+        if (found := ERROR_LINE.match(line)) and found.group(1).split(".")[-1] not in RAY_WRAPPERS
+    ]
+    message = raised[-1] if raised else lines[-1]
     return message if len(message) <= REASON_WIDTH else message[: REASON_WIDTH - 1] + "…"
 
 

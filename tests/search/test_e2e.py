@@ -209,6 +209,8 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
     assert result.exit_code == 0, result.output
     assert "1 failed" in result.output
+    failed_lines = [line for line in result.output.splitlines() if "  failed: " in line]
+    assert len(failed_lines) == 1 and "loss became nan" in failed_lines[0], result.output
 
     client = MlflowClient(space["tracking"]["uri"])
     experiment = client.get_experiment_by_name("e2e")

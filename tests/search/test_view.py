@@ -78,6 +78,26 @@ def test_eta_comes_from_ended_trials() -> None:
     assert clock(3725) == "1:02:05" and clock(None) == "--:--"
 
 
+def test_the_reason_is_the_workers_error_not_rays_wrapper() -> None:
+    error_file = """Failure # 1 (occurred at 2026-11-30_02-30-00)
+ray.exceptions.RayTaskError(WorkerGroupError): ray::_Inner.train() (pid=1, ip=10.0.0.1)
+ray.train.WorkerGroupError: Training failed due to worker errors:
+[Rank 0 Error Snippet]:
+Traceback (most recent call last):
+  File "minesearch/train/_step.py", line 56, in step
+    raise FloatingPointError(f"loss became {loss.item()}")
+FloatingPointError: loss became nan
+[Rank 1 Error Snippet]:
+Traceback (most recent call last):
+  File "torch/distributed/distributed_c10d.py", line 3, in all_gather
+RuntimeError: Connection closed by peer
+"""
+    assert first_line(error_file) == "FloatingPointError: loss became nan"  # rank 0: the cause
+    tune_error = error_file.split("[Rank 0")[0] + "ValueError: data.path: no file\n"
+    assert first_line(tune_error) == "ValueError: data.path: no file"  # not Ray's wrapper
+    assert first_line("Traceback ...\nsomething odd") == "something odd"
+
+
 def test_a_long_reason_or_recipe_is_cut() -> None:
     assert first_line("\n\nValueError: " + "x" * 200).endswith("…")
     assert len(first_line("ValueError: " + "x" * 200)) == 70
