@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 Status = Literal["pending", "running", "finished", "pruned", "failed"]
-RECIPE_WIDTH = 44  # a recipe label longer than this is cut (the MLflow run has it in full)
+RECIPE_WIDTH = 44  # the table cuts a longer recipe label (plain lines and MLflow have it whole)
 REASON_WIDTH = 70  # the first line of a failure, cut: the log file and MLflow have the rest
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))\b.*:")
 SNIPPET = re.compile(r"\[Rank [\d,]+ Error Snippet\]:")  # Ray Train's WorkerGroupError
@@ -189,7 +189,7 @@ def event_line(view: SearchView, line: TrialLine) -> str:
     """The plain line of a trial event, e.g.
     `[3/10] trial 2 ab12cd34  Contrastive+BatchHardMiner  pruned at epoch 2  ...`."""
     where = f"[{view.done}/{view.total}] {view.title.rstrip('s')} {line.number} {line.trial_id}"
-    text = f"{where}  {short(line.recipe)}  {status_text(line)}"
+    text = f"{where}  {line.recipe}  {status_text(line)}"  # in full: a log is grepped
     if line.status in ("finished", "pruned"):
         text += (
             f"  {view.metric} {score_text(line.score)} (best {score_text(line.best)}) "
