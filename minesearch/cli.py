@@ -29,6 +29,15 @@ def _fail(message: str) -> NoReturn:
     sys.exit(BAD_INPUT)
 
 
+def _creatable_dir(path: Path, what: str) -> None:
+    """A directory a command will write into, made now: a path that cannot be one (a file on the
+    way, no permission) is bad input, named, before any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"error: {what}: cannot create the directory {path.absolute()}: {exc.strerror}")
+
+
 def validated(path: str | Path) -> SpaceSpec:
     """The spec of a space file whose data has been checked too; SpecError lists every problem.
 
@@ -200,6 +209,8 @@ def report_command(
     from minesearch.config import SpecError
     from minesearch.tracking import StoreError
 
+    if out is not None:
+        _creatable_dir(out, "--out")
     try:
         experiment, uri = report.locate(target, tracking_uri)
         result = report.read_report(uri, experiment, run_id, top)
@@ -329,6 +340,7 @@ def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | Non
     from minesearch.tracking import resolve_tracking_uri
 
     target = out or Path("minesearch_export") / ref / fmt
+    _creatable_dir(target.parent, "--out")  # the export is renamed into place from beside it
     try:
         done = export_run(
             ref,
@@ -373,6 +385,7 @@ def embed_command(
     """Embed DATA (Parquet) with MODEL (an export) into OUT: DATA's other columns + `embedding`."""
     from minesearch.export import EmbedError, ExportError, embed_parquet
 
+    _creatable_dir(out.parent, "OUT")
     try:
         rows = embed_parquet(model, data, out, input_column, batch_size, input_type)
     except (EmbedError, ExportError) as exc:
