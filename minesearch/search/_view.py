@@ -223,10 +223,10 @@ def live_renderable(view: SearchView, now: float | None = None) -> RenderableTyp
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     styles = {"running": "cyan", "finished": "green", "pruned": "yellow", "failed": "red"}
     for line in view.trials.values():
-        table.add_row(
+        table.add_row(  # Text, not str: rich would read `[semihard]` in a label as markup
             str(line.number),
-            line.trial_id,
-            short(line.recipe),
+            Text(line.trial_id),
+            Text(short(line.recipe)),
             f"{line.epoch}/{line.epochs}",
             score_text(line.score),
             score_text(line.best),

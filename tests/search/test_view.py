@@ -125,6 +125,7 @@ def test_the_terminal_frame_has_header_progress_and_a_row_per_trial() -> None:
     assert "4/4" in rows[0] and "0.5200" in rows[0] and "0.5500" in rows[0]
     assert "finished" in rows[0]
     assert "pruned at epoch 2" in rows[1]
+    assert "TripletMargin+TripletMarginMiner[semihard]" in rows[1]  # not read as markup
     assert "failed: RuntimeError: loss became nan" in rows[2]
 
 
