@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from minesearch.config.vocab import INPUT_TYPES
+from minesearch.config.vocab import INPUT_TYPES, SELECTED_PREFIX
 
 if TYPE_CHECKING:
     from minesearch.config import SpaceSpec
+    from minesearch.results import SearchResult
     from minesearch.search import Finished
 
 BAD_INPUT = 2
@@ -26,6 +27,15 @@ INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(BAD_INPUT)
+
+
+def _creatable_dir(path: Path, what: str) -> None:
+    """A directory a command will write into, made now: a path that cannot be one (a file on the
+    way, no permission) is bad input, named, before any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"error: {what}: cannot create the directory {path.absolute()}: {exc.strerror}")
 
 
 def validated(path: str | Path) -> SpaceSpec:
@@ -84,12 +94,18 @@ def validate(space: Path) -> None:
     metavar="K,S",
     help="Re-train the top K recipes with S new seeds each; mean ± 95% CI on the test split.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Ray's, Tune's and the workers' own output (default: a log file, named at the top).",
+)
 def run(
     space: Path,
     address: str | None,
     storage_path: str | None,
     resume: bool,
     confirm_text: str | None,
+    verbose: bool,
 ) -> None:
     """Run the search described by SPACE and print the best recipe."""
     spec = _validated_or_exit(space)
@@ -104,11 +120,15 @@ def run(
     except search.ConfirmError as exc:
         _fail(f"error: {exc}")
     options = search.SearchOptions(
-        address=address, storage_path=storage_path, resume=resume, confirm=confirm
+        address=address,
+        storage_path=storage_path,
+        resume=resume,
+        confirm=confirm,
+        verbose=verbose,
     )
     try:
         finished = search.run_search(spec, space, options)
-    except (search.ClusterTooSmall, search.NothingToResume) as exc:
+    except (search.ClusterTooSmall, search.NothingToResume, search.StorageUnusable) as exc:
         _fail(f"error: {exc}")
     except search.SearchInterrupted as exc:
         click.echo(
@@ -195,6 +215,8 @@ def report_command(
     from minesearch.config import SpecError
     from minesearch.tracking import StoreError
 
+    if out is not None:
+        _creatable_dir(out, "--out")
     try:
         experiment, uri = report.locate(target, tracking_uri)
         result = report.read_report(uri, experiment, run_id, top)
@@ -208,6 +230,92 @@ def report_command(
     click.echo("\n".join(f"  {path}" for path in paths))
     for plot, reason in result.skipped.items():
         click.echo(f"  skipped {plot}: {reason}")
+
+
+@main.command(name="ui")
+@click.argument("space", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow store (default: SPACE's tracking.uri, else MLFLOW_TRACKING_URI, else mlflow.db).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one)."
+)
+def ui_command(space: Path | None, tracking_uri: str | None, host: str, port: int | None) -> None:
+    """Serve the MLflow UI on the store a search used and print the URL of the newest search's
+    runs; Ctrl+C stops it."""
+    import signal
+    import tempfile
+
+    from minesearch.config import SpecError, load_spec
+    from minesearch.tracking import (
+        ServerError,
+        StoreError,
+        find_search,
+        free_port,
+        missing_store,
+        read_search,
+        resolve_tracking_uri,
+        start_server,
+        stop_group,
+        wait_until_up,
+    )
+
+    try:
+        spec = load_spec(space) if space is not None else None
+    except SpecError as exc:
+        _fail(f"error: {exc}")
+    uri = resolve_tracking_uri(tracking_uri or (spec.tracking.uri if spec else None))
+    if (path := missing_store(uri)) is not None:
+        _fail(f"error: no MLflow store at {path} (give --tracking-uri or a space file)")
+    try:
+        search = read_search(uri, find_search(uri, spec.experiment if spec else None, None))
+    except StoreError as exc:
+        search = None
+        click.echo(f"no search to show: {exc}", err=True)
+    if uri.startswith(("http://", "https://")):  # a server already: nothing to start
+        base = uri.rstrip("/")
+        click.echo(_ui_url(base, search))
+        return
+    chosen = port or free_port(host)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl+C: a shell's background job inherits SIGINT ignored; the UI must stop on it anyway
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="minesearch-ui-") as work:
+        server = start_server(uri, host, chosen, Path(work))
+        try:
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            wait_until_up(server, f"http://{shown}:{chosen}", Path(work))
+            click.echo(f"MLflow UI on {uri} (Ctrl+C stops it):")
+            click.echo(_ui_url(f"http://{shown}:{chosen}", search))
+            server.wait()
+            click.echo(f"mlflow server exited ({server.returncode})", err=True)
+            sys.exit(1)
+        except ServerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("stopping the MLflow UI")
+        finally:
+            stop_group(server)
+
+
+def _ui_url(base: str, search: SearchResult | None) -> str:
+    """The newest search's runs, best first; the UI's experiments when there is no search."""
+    from minesearch.tracking import runs_url
+
+    if search is None:
+        return f"{base}/#/experiments?workflowType=machine_learning"
+    metric = f"{SELECTED_PREFIX}{search.metric}"
+    return runs_url(
+        base, search.experiment_id, search.parent_run_id, metric, asc=search.mode == "min"
+    )
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops the server
 
 
 @main.command(name="export")
@@ -238,6 +346,7 @@ def export_command(ref: str, fmt: str, out: Path | None, tracking_uri: str | Non
     from minesearch.tracking import resolve_tracking_uri
 
     target = out or Path("minesearch_export") / ref / fmt
+    _creatable_dir(target.parent, "--out")  # the export is renamed into place from beside it
     try:
         done = export_run(
             ref,
@@ -282,6 +391,7 @@ def embed_command(
     """Embed DATA (Parquet) with MODEL (an export) into OUT: DATA's other columns + `embedding`."""
     from minesearch.export import EmbedError, ExportError, embed_parquet
 
+    _creatable_dir(out.parent, "OUT")
     try:
         rows = embed_parquet(model, data, out, input_column, batch_size, input_type)
     except (EmbedError, ExportError) as exc:

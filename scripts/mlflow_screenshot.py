@@ -15,30 +15,31 @@ Needs Chromium (Debian: `apt-get install -y chromium`). The store is read with
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
-from minesearch.tracking import StoreError, find_search, read_search, resolve_tracking_uri
+from minesearch.tracking import (
+    UI_HOST,
+    ServerError,
+    StoreError,
+    compare_url,
+    find_search,
+    free_port,
+    read_search,
+    resolve_tracking_uri,
+    start_server,
+    stop_group,
+    wait_until_up,
+)
 
 BROWSERS = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
-# The UI opens its Assistant side panel on first load when the page's hostname is localhost,
-# 127.0.0.1 or ::1. Chromium resolves every *.localhost name to the loopback address itself, so
-# the page is loaded from this name (which the server is told to accept) and shows no panel.
-UI_HOST = "minesearch.localhost"
-STOP_S = 10.0
 BROWSER_TIMEOUT_S = 45.0  # real seconds beyond the virtual-time budget; ~5 s is usual
 ATTEMPTS = 2
 
@@ -51,15 +52,6 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def compare_url(base: str, run_ids: list[str], experiment_ids: list[str]) -> str:
-    """The UI's compare-runs route (hash router): JSON lists, URL-quoted, as the UI writes them."""
-
-    def quoted(values: list[str]) -> str:
-        return urllib.parse.quote(json.dumps(values, separators=(",", ":")), safe="")
-
-    return f"{base}/#/compare-runs?runs={quoted(run_ids)}&experiments={quoted(experiment_ids)}"
-
-
 def find_browser(given: str | None) -> str:
     for name in (given,) if given else BROWSERS:
         found = shutil.which(name)
@@ -68,73 +60,6 @@ def find_browser(given: str | None) -> str:
     raise Unusable(
         f"no Chromium ({given or ', '.join(BROWSERS)}); on Debian: apt-get install -y chromium"
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(uri: str, port: int, work: Path) -> subprocess.Popen[bytes]:
-    """`mlflow server` on the store, in its own session (process group), logging to work/."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no GenAI job runner (huey consumers)
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    hosts = [f"{host}:{port}" for host in (UI_HOST, "127.0.0.1", "localhost")]
-    command = [
-        *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri),
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-        *("--allowed-hosts", ",".join(hosts)),
-        *("--cors-allowed-origins", f"http://{UI_HOST}:{port}"),
-    ]
-    with (work / "server.log").open("wb") as log:
-        return subprocess.Popen(
-            command,
-            cwd=work,  # its default ./mlartifacts, if ever made, lands in the temp dir
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_until_up(proc: subprocess.Popen[bytes], port: int, work: Path, timeout_s: float) -> None:
-    """Until `GET /health` answers 200; fails with the server's log if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while not answers(f"http://127.0.0.1:{port}/health"):
-        if proc.poll() is not None:
-            fail(f"mlflow server exited ({proc.returncode})", work / "server.log")
-        if time.monotonic() > deadline:
-            fail(f"mlflow server not answering after {timeout_s:.0f} s", work / "server.log")
-        time.sleep(0.25)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, then SIGKILL whatever of it is left; wait for it to go."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=STOP_S)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + STOP_S
-    while time.monotonic() < deadline:  # members other than the leader (reaped by their parent)
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
 
 
 def screenshot(
@@ -250,15 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                 base = uri.rstrip("/")
             else:
                 port = free_port()
-                server = start_server(uri, port, work)
-                wait_until_up(server, port, work, args.server_timeout)
+                server = start_server(uri, "127.0.0.1", port, work)
+                wait_until_up(server, f"http://127.0.0.1:{port}", work, args.server_timeout)
                 base = f"http://{UI_HOST}:{port}"
                 up = time.monotonic() - started
                 print(f"mlflow server up on port {port} in {up:.1f} s", file=sys.stderr)
             url = compare_url(base, run_ids, experiment_ids)
             size = (args.width, args.height)
             screenshot(browser, url, out, size, args.budget_ms, work)
-        except RuntimeError as problem:
+        except (RuntimeError, ServerError) as problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1
         finally:

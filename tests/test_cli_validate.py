@@ -222,6 +222,15 @@ def test_run_bad_data_exits_2_before_ray(tmp_path: Path) -> None:
     assert not ray.is_initialized()
 
 
+def test_run_unusable_storage_exits_2_before_ray(tmp_path: Path) -> None:
+    """A storage directory that cannot be made is bad input, named, before any Ray starts."""
+    (tmp_path / "file").write_text("not a directory")
+    space = write(tmp_path / "space.yaml", quickstart())
+    result = invoke("run", str(space), "--storage-path", str(tmp_path / "file"))
+    assert_bad_input(result, "--storage-path: cannot create", str(tmp_path / "file"))
+    assert not ray.is_initialized()
+
+
 def test_console_script_bad_file(tmp_path: Path) -> None:
     exe = shutil.which("minesearch")
     assert exe is not None, "the console script is not installed (pip install -e .)"

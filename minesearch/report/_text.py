@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from minesearch.config.vocab import TEST_PREFIX
 from minesearch.report._build import Report
 from minesearch.results import SHOWN, Confirmation, TrialResult, summary_line, verdict
-from minesearch.tracking import ui_command
+from minesearch.tracking import open_ui_command
 
 ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
 
@@ -45,7 +45,7 @@ def format_report(report: Report) -> str:
         if t.status == "failed":
             reason = (t.error or "").strip()[-ERROR_CHARS:]
             lines.append(f"failed {t.trial_id} ({t.label}): {reason}")
-    lines += ["", f"compare the trials in MLflow: {ui_command(search.tracking_uri)}"]
+    lines += ["", f"compare the trials in MLflow: {open_ui_command(search.tracking_uri)}"]
     return "\n".join(lines)
 
 

@@ -5,6 +5,10 @@ each a Ray Train job (`_trial`, run by the Tune trial actor), child runs written
 (`_callback`), then the control, the test split of the chosen trials and the confirmations, each
 its own step. It returns the search read back from MLflow (`minesearch.results`).
 
+What the user sees meanwhile: `_view` (pure state and rendering: a header, a progress bar, a line
+per trial), fed by `_progress`'s Tune callback; Ray's own output goes to the search's log file
+(`_quiet`) unless `--verbose`.
+
 Runs in the Tune driver; `_trial.run_trial` runs in the trial actors. The only room that imports
 ray.tune. Imports every room below it (config, recipe, results, space, train, tracking).
 
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
         Finished,
         SearchInterrupted,
         SearchOptions,
+        StorageUnusable,
         run_search,
     )
     from minesearch.search._state import NothingToResume
@@ -54,6 +59,7 @@ _HOME = {
     "SearchInterrupted": "minesearch.search._run",
     "SearchOptions": "minesearch.search._run",
     "run_search": "minesearch.search._run",
+    "StorageUnusable": "minesearch.search._run",
     "NothingToResume": "minesearch.search._state",
     "train_storage": "minesearch.search._trial",
 }
@@ -66,6 +72,7 @@ __all__ = [
     "NothingToResume",
     "SearchInterrupted",
     "SearchOptions",
+    "StorageUnusable",
     "concurrency",
     "confirm_errors",
     "local_ray_options",

@@ -12,6 +12,7 @@ from minesearch.config import SpaceSpec
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.results import confirmation_seeds
 from minesearch.search._callback import MlflowTrialCallback
+from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup, run_fixed
 
 
@@ -53,6 +54,7 @@ def run_confirm(
     recipes: list[Recipe],
     seeds: int,
     at_once: int,
+    view: ViewCallback | None = None,
 ) -> None:
     """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`); their
     selected checkpoints are scored on the test split with the other chosen ones."""
@@ -65,4 +67,4 @@ def run_confirm(
     callback = MlflowTrialCallback(
         uri, parent_run_id, trial_params, spec.train.epochs, role="confirm"
     )
-    run_fixed(setup, f"{name}-confirm", trials, callback, at_once)
+    run_fixed(setup, f"{name}-confirm", trials, callback, at_once, view)

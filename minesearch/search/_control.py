@@ -10,15 +10,21 @@ from typing import Any
 
 from minesearch.recipe import TrialConfig, control_recipe
 from minesearch.search._callback import MlflowTrialCallback
+from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup, run_fixed
 
 
 def run_control(
-    setup: TrialSetup, name: str, uri: str, parent_run_id: str, trial_params: dict[str, Any]
+    setup: TrialSetup,
+    name: str,
+    uri: str,
+    parent_run_id: str,
+    trial_params: dict[str, Any],
+    view: ViewCallback | None = None,
 ) -> None:
     """Train the control as a child run of the search (role `control`)."""
     spec = setup.spec
     callback = MlflowTrialCallback(
         uri, parent_run_id, trial_params, spec.train.epochs, role="control"
     )
-    run_fixed(setup, f"{name}-control", [TrialConfig(control_recipe(spec))], callback)
+    run_fixed(setup, f"{name}-control", [TrialConfig(control_recipe(spec))], callback, view=view)

@@ -19,11 +19,14 @@ from minesearch.config import SpaceSpec
 from minesearch.data import load_parts, summarize
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
+from minesearch.search._progress import ViewCallback
+from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
 from minesearch.search._search import Search
 from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
+from minesearch.search._view import Header
 from minesearch.tracking import ParentRun, names, resolve_tracking_uri
 
 DEFAULT_STORAGE = "minesearch_runs"
@@ -37,6 +40,10 @@ class SearchInterrupted(Exception):
         self.experiment_path = experiment_path
 
 
+class StorageUnusable(ValueError):
+    """The search's local storage directory cannot be made (bad input: storage_path)."""
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How and where to run, as opposed to what to search (the space file)."""
@@ -46,6 +53,7 @@ class SearchOptions:
     resume: bool = False  # continue the latest interrupted search of this space
     ray_init: dict[str, Any] = field(default_factory=dict)  # extra ray.init kwargs (tests)
     confirm: tuple[int, int] | None = None  # (K recipes, S seeds) re-trained on the test split
+    verbose: bool = False  # Ray's own output on the terminal instead of a log file
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class Finished:
 def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions) -> Finished:
     """Run (or resume) the whole search; the MLflow parent run ends with it.
 
+    Unless `options.verbose`, Ray's own output (driver logs, Tune's tables, the workers' lines)
+    goes to a log file in the search's directory, and the user sees the view (`_progress`).
     Raises SearchInterrupted when Tune stopped on SIGINT with trials unfinished: its state is
     saved, and `options.resume` continues it.
     """
@@ -68,38 +78,85 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     if options.resume:  # checked before Ray starts: nothing to resume is bad input
         experiment_dir = state_files.latest(storage, spec.name)
         saved = state_files.load_state(experiment_dir, spec_dict)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    local = start_ray(options.address, options.ray_init)
-    spec = with_device(spec, ray.cluster_resources())
-    at_once = concurrency(spec, ray.cluster_resources(), local)
-    setup = TrialSetup(spec=spec, storage_path=storage)
-    if options.resume:
-        parent = ParentRun.reopen(tracking_uri, saved.parent_run_id)
-        search = Search(setup, experiment_dir.name, tracking_uri, parent, at_once)
-        print(f"resuming {experiment_dir}")
-        tuner = tune.Tuner.restore(
-            str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
-        )
+        name = experiment_dir.name
     else:
-        parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
-        parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
-        search = Search(setup, state_files.new_name(spec.name), tracking_uri, parent, at_once)
-        if search.directory is not None:  # resume finds local (or NFS) searches
-            state_files.save_state(
-                search.directory, state_files.SearchState(parent.run_id, spec_dict)
+        name = state_files.new_name(spec.name)
+    directory = None if "://" in storage else Path(storage) / name
+    if directory is not None:  # checked before Ray starts, like the rest of the input
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnusable(
+                f"storage_path / --storage-path: cannot create {directory}: {exc.strerror}"
+            ) from None
+    log_file = None if options.verbose else log_file_for(directory, name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with ray_output_to(log_file) as ray_output:
+        local = start_ray(options.address, options.ray_init)
+        ray_output.divert_workers()
+        spec = with_device(spec, ray.cluster_resources())
+        at_once = concurrency(spec, ray.cluster_resources(), local)
+        setup = TrialSetup(spec=spec, storage_path=storage)
+        header = Header(
+            space=f"{spec.name} ({space_file})" if space_file else spec.name,
+            data=describe_data(spec),
+            trials=spec.search.trials,
+            epochs=spec.train.epochs,
+            workers=spec.train.workers,
+            store=tracking_uri,
+            ray=describe_ray(local),
+            log_file=str(log_file) if log_file else None,
+        )
+        if options.resume:
+            parent = ParentRun.reopen(tracking_uri, saved.parent_run_id)
+            search = Search(setup, name, tracking_uri, parent, at_once, options.verbose)
+            print(f"resuming {experiment_dir}")
+            # the view callback comes back from Tune's saved state, with its own header
+            tuner = tune.Tuner.restore(
+                str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
             )
-        tuner = new_tuner(setup, search.name, tracking_uri, parent.run_id, at_once)
-    try:
-        score_reference(search)
-        fit(tuner, search)
-        result = after_fit(search, options.confirm)
-    except SearchInterrupted:
-        raise
-    except BaseException:
-        parent.close("FAILED")
-        raise
+            view = None
+        else:
+            parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
+            parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
+            search = Search(setup, name, tracking_uri, parent, at_once, options.verbose)
+            if search.directory is not None:  # resume finds local (or NFS) searches
+                state_files.save_state(
+                    search.directory, state_files.SearchState(parent.run_id, spec_dict)
+                )
+            view = search.view("trials", spec.search.trials, header)
+            tuner = new_tuner(
+                setup, search.name, tracking_uri, parent.run_id, at_once, view, options.verbose
+            )
+        try:
+            score_reference(search)
+            fit(tuner, search, view)
+            result = after_fit(search, options.confirm)
+        except SearchInterrupted:
+            raise
+        except BaseException:
+            parent.close("FAILED")
+            raise
     parent.close("FINISHED")
-    return Finished(result, search.directory)
+    return Finished(result, directory)
+
+
+def describe_data(spec: SpaceSpec) -> str:
+    """The data line of the view's header: the source, and how it is split."""
+    data = spec.data
+    where = f" {data.path}" if data.path else ""
+    if data.split_column:
+        return f"{data.source}{where}, split by the column {data.split_column!r}"
+    split = data.split
+    return f"{data.source}{where}, split by class (val {split.val:g}, test {split.test:g})"
+
+
+def describe_ray(local: bool) -> str:
+    address = ray.get_runtime_context().gcs_address
+    cpus = ray.cluster_resources().get("CPU", 0)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    kind = "local" if local else "cluster"
+    return f"{kind} {address} ({cpus:g} CPUs, {gpus:g} GPUs)"
 
 
 def start_parent(
@@ -121,8 +178,13 @@ def start_parent(
     return ParentRun.start(uri, spec.experiment, spec.name, spec_dict, space_file, tags)
 
 
-def fit(tuner: tune.Tuner, search: Search) -> None:
-    """Tune to the end; SearchInterrupted when Tune caught SIGINT (the callback marked the runs)."""
-    results = tuner.fit()
+def fit(tuner: tune.Tuner, search: Search, view: ViewCallback | None) -> None:
+    """Tune to the end; SearchInterrupted when Tune caught SIGINT (the callback marked the runs).
+    The view is closed whatever happens, so that a terminal gets its cursor back."""
+    try:
+        results = tuner.fit()
+    finally:
+        if view is not None:
+            view.close()
     if search.parent.interrupted():
         raise SearchInterrupted(results.experiment_path)

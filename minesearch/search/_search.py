@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minesearch.config import SpaceSpec
+from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup
+from minesearch.search._view import Header
 from minesearch.tracking import ParentRun
 
 
@@ -19,6 +21,14 @@ class Search:
     tracking_uri: str
     parent: ParentRun
     at_once: int  # trials side by side
+    verbose: bool = False  # Ray's own output on the terminal (views then print plain lines)
+
+    def view(self, title: str, total: int, header: Header | None = None) -> ViewCallback:
+        """The user's view of a Tune run of this search (trials, control, confirmations)."""
+        spec = self.spec
+        return ViewCallback(
+            title, spec.search.metric, total, spec.train.epochs, header, plain=self.verbose
+        )
 
     @property
     def spec(self) -> SpaceSpec:

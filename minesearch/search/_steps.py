@@ -50,7 +50,14 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
     the parent run's outcome; the search read back from MLflow at the end."""
     params = trial_params(search.spec)
     if search.spec.search.control:
-        run_control(search.setup, search.name, search.tracking_uri, search.parent.run_id, params)
+        run_control(
+            search.setup,
+            search.name,
+            search.tracking_uri,
+            search.parent.run_id,
+            params,
+            search.view("control", 1),
+        )
     result = read_search(search.tracking_uri, search.parent.run_id)
     if confirm is not None and result.best is not None:
         top, seeds = confirm
@@ -64,6 +71,7 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
             recipes,
             seeds,
             search.at_once,
+            search.view("confirmations", len(recipes) * seeds),
         )
         result = read_search(search.tracking_uri, search.parent.run_id)
     if has_test_split(search.spec):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray.train
 import ray.tune
@@ -22,6 +22,9 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from minesearch.config import SpaceSpec, TrainSpec
 from minesearch.recipe import CONFIG_KEY, TrialConfig
 from minesearch.train import CHECKPOINT_RANK, train_loop_per_worker, worker_config
+
+if TYPE_CHECKING:  # the driver's; a trial process must not import it (tests/test_architecture.py)
+    from minesearch.search._progress import ViewCallback
 
 TRIAL_PROCESS_MEMORY = 256 * 1024**2  # bytes reserved for the (idle) trial process
 # A finished trial's process runs the next trial (Tune's reuse_actors): it has Ray, torch and
@@ -106,9 +109,12 @@ def run_fixed(
     trials: list[TrialConfig],
     callback: ray.tune.Callback,
     at_once: int = 1,
+    view: ViewCallback | None = None,
 ) -> ray.tune.ResultGrid:
     """Trials of recipes chosen beforehand, outside the search (no sampler, no early stopping):
-    the control and the confirmations. Their own Tune run, so no sampler ever counts them."""
+    the control and the confirmations. Their own Tune run, so no sampler ever counts them; `view`
+    shows them to the user."""
+    callbacks = [callback] if view is None else [callback, view]
     tuner = ray.tune.Tuner(
         trainable(setup),
         param_space={CONFIG_KEY: ray.tune.grid_search([t.to_dict() for t in trials])},
@@ -116,7 +122,11 @@ def run_fixed(
             num_samples=1, max_concurrent_trials=at_once, reuse_actors=REUSE_TRIAL_PROCESSES
         ),
         run_config=ray.tune.RunConfig(
-            name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=0
+            name=name, storage_path=setup.storage_path, callbacks=callbacks, verbose=0
         ),
     )
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    finally:
+        if view is not None:
+            view.close()

@@ -11,6 +11,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from minesearch.config import SpaceSpec
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.search._callback import MlflowTrialCallback
+from minesearch.search._progress import ViewCallback
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import REUSE_TRIAL_PROCESSES, TrialSetup, trainable
 from minesearch.space import SearchSpace, build_space, make_search
@@ -61,7 +62,13 @@ def planned_trials(
 
 
 def new_tuner(
-    setup: TrialSetup, name: str, uri: str, parent_run_id: str, at_once: int
+    setup: TrialSetup,
+    name: str,
+    uri: str,
+    parent_run_id: str,
+    at_once: int,
+    view: ViewCallback,
+    verbose: bool = False,
 ) -> tune.Tuner:
     spec = setup.spec
     sampler = spec.search.sampler
@@ -104,6 +111,9 @@ def new_tuner(
             reuse_actors=REUSE_TRIAL_PROCESSES,
         ),
         run_config=tune.RunConfig(
-            name=name, storage_path=setup.storage_path, callbacks=[callback], verbose=1
+            name=name,
+            storage_path=setup.storage_path,
+            callbacks=[callback, view],
+            verbose=1 if verbose else 0,  # 1: Tune's status tables and each trial's boxes
         ),
     )

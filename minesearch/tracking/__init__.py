@@ -4,6 +4,7 @@ A search is one parent run (`ParentRun`: the space, the resolved spec, the outco
 run per trial (`ChildRuns`, written from the driver by the search's Tune callback). `read_search`
 reads a search back into `minesearch.results`, for the driver at the end of a search and for
 `minesearch report` / `export` any time later. `names` owns every tag, prefix and artifact name.
+`_ui` starts and stops the MLflow UI on a store and knows the URLs of its pages.
 
 The data a search trains on becomes each run's dataset inputs (`_datasets`, from
 `minesearch.data.summarize`); after a search its best model becomes an MLflow Model (`log_model`,
@@ -35,13 +36,25 @@ from minesearch.tracking._store import (
     experiment_id,
     local_artifact_root,
     missing_store,
+    open_ui_command,
     resolve_tracking_uri,
     ui_command,
+)
+from minesearch.tracking._ui import (
+    UI_HOST,
+    ServerError,
+    compare_url,
+    free_port,
+    runs_url,
+    start_server,
+    stop_group,
+    wait_until_up,
 )
 from minesearch.tracking._warm import KnownTrial, known_trials
 
 __all__ = [
     "BEST",
+    "UI_HOST",
     "ChildRuns",
     "EmbeddingModel",
     "FoundTrial",
@@ -50,11 +63,14 @@ __all__ = [
     "OpenRun",
     "ParentRun",
     "Series",
+    "ServerError",
     "StoreError",
+    "compare_url",
     "existing_store",
     "experiment_id",
     "find_search",
     "find_trial",
+    "free_port",
     "known_trials",
     "local_artifact_root",
     "log_directory",
@@ -63,8 +79,13 @@ __all__ = [
     "metric_history",
     "missing_store",
     "names",
+    "open_ui_command",
     "read_search",
     "resolve_tracking_uri",
+    "runs_url",
     "spec_of",
+    "start_server",
+    "stop_group",
     "ui_command",
+    "wait_until_up",
 ]

@@ -53,6 +53,14 @@ def ui_command(tracking_uri: str) -> str:
     return f"mlflow ui --backend-store-uri '{store}'{artifacts} --host 127.0.0.1 --port 5000"
 
 
+def open_ui_command(tracking_uri: str, cwd: Path | None = None) -> str:
+    """The short command that opens the UI on this store at its newest search (`minesearch
+    ui`): the store is named only when `minesearch ui` would not find it by itself."""
+    if tracking_uri == resolve_tracking_uri(None, cwd):
+        return "minesearch ui"
+    return f"minesearch ui --tracking-uri '{tracking_uri}'"
+
+
 def missing_store(tracking_uri: str) -> Path | None:
     """The SQLite file a tracking URI names when it does not exist: reading commands check it,
     since MLflow would silently create an empty store there."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -82,7 +83,8 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     )
     assert result.exit_code == 0, result.output
     assert "best recipe" in result.output
-    assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
+    check_plain_view(result.output, tmp_path / "ray")
+    assert f"minesearch ui --tracking-uri 'sqlite:///{tmp_path}/store/mlflow.db'" in result.output
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("e2e")
@@ -133,6 +135,27 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
         assert "trial_config.json" in artifacts
     assert len(set(final_maps)) == TRIALS  # the recipe matters
     check_test_split_and_confirmation(client, parent, children, control, nested, result.output)
+
+
+def check_plain_view(out: str, storage: Path) -> None:
+    """Not a terminal (CliRunner): the header, one line per trial event and the summary; Ray's
+    tables, the workers' lines and faiss's probe are in the search's log file instead."""
+    lines = out.splitlines()
+    assert len(lines) <= 60, out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out), "control characters"
+    for noise in ("╭", "│", "Trial status", "RayTrainWorker", "faiss", "tensorboard"):
+        assert noise not in out, noise
+    header = next(line for line in lines if line.startswith("  log    "))
+    log_file = Path(header.split()[1])
+    assert log_file.parent.parent == storage and log_file.is_file()
+    assert "RayTrainWorker" in log_file.read_text()  # the workers' output went there
+    events = [line for line in lines if re.match(r"\[\d+/\d+\] trial ", line)]
+    started = [line for line in events if line.endswith("  running")]
+    ended = [line for line in events if " finished  " in line or " pruned at epoch" in line]
+    assert len(started) == TRIALS and len(ended) == TRIALS, events
+    assert ended[-1].startswith(f"[{TRIALS}/{TRIALS}] trial ")
+    assert sum(line.startswith("[1/1] control 1 ") for line in lines) == 1  # the control ends
+    assert any(line.startswith("[2/2] confirmation ") for line in lines)
 
 
 def check_test_split_and_confirmation(
@@ -186,6 +209,8 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["run", str(path), "--storage-path", str(tmp_path / "ray")])
     assert result.exit_code == 0, result.output
     assert "1 failed" in result.output
+    failed_lines = [line for line in result.output.splitlines() if "  failed: " in line]
+    assert len(failed_lines) == 1 and "loss became nan" in failed_lines[0], result.output
 
     client = MlflowClient(space["tracking"]["uri"])
     experiment = client.get_experiment_by_name("e2e")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minesearch.tracking import resolve_tracking_uri, ui_command
+from minesearch.tracking import open_ui_command, resolve_tracking_uri, ui_command
 
 
 def test_relative_sqlite_uri_becomes_absolute(tmp_path: Path) -> None:
@@ -35,3 +35,14 @@ def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
     assert f"--backend-store-uri 'sqlite:///{tmp_path}/m.db'" in command
     assert "--host 127.0.0.1" in command
     assert f"--default-artifact-root '{(tmp_path / 'mlartifacts').as_uri()}'" in command
+
+
+def test_open_ui_command_names_the_store_only_when_it_is_not_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert open_ui_command(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) == "minesearch ui"
+    other = f"sqlite:///{tmp_path}/other/m.db"
+    assert open_ui_command(other, tmp_path) == f"minesearch ui --tracking-uri '{other}'"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)  # minesearch ui finds it by itself
+    assert open_ui_command(other, tmp_path) == "minesearch ui"

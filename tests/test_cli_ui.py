@@ -1,0 +1,95 @@
+"""`minesearch ui`: the MLflow UI on a store, at its newest search; Ctrl+C leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_mlflow_screenshot import build_fake_store, pids_with_env
+
+from minesearch.cli import main
+from minesearch.tracking import runs_url
+
+UI_START_S = 120  # the server takes ~4 s on 2 idle cores; much longer on a loaded CI machine
+
+
+def test_runs_url_filters_the_search_and_orders_by_its_metric() -> None:
+    url = runs_url("http://h:1/", "7", "abc", "selected.mean_average_precision_at_r")
+    path, query = url.split("?", 1)
+    assert path == "http://h:1/#/experiments/7/runs"
+    params = dict(urllib.parse.parse_qsl(query))  # the UI: URLSearchParams
+    assert params == {
+        "workflowType": "machine_learning",  # the model-training view, not the GenAI overview
+        "searchFilter": "tags.mlflow.parentRunId = 'abc'",
+        "orderByKey": "metrics.`selected.mean_average_precision_at_r`",
+        "orderByAsc": "false",
+    }
+    assert "orderByAsc=true" in runs_url("b", "7", "abc", "loss", asc=True)
+
+
+def test_no_store_or_a_bad_space_file_exits_2(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(main, ["ui", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"])
+    assert missing.exit_code == 2 and f"no MLflow store at {tmp_path}/none.db" in missing.output
+    (tmp_path / "bad.yaml").write_text("name: x\ntrain: {epochs: -1}\n")
+    bad = runner.invoke(main, ["ui", str(tmp_path / "bad.yaml")])
+    assert bad.exit_code == 2 and "train.epochs" in bad.output
+    assert not (tmp_path / "none.db").exists()  # reading never creates a store
+
+
+@pytest.mark.slow
+def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    _, parent_id, _ = build_fake_store(tmp_path)
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["SCREENSHOT_TEST_MARKER"] = marker  # every descendant inherits it (see pids_with_env)
+    command = [sys.executable, "-c", "from minesearch.cli import main; main()", "ui"]
+    cli = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = read_url(cli)
+        base = url.split("/#/", 1)[0]
+        assert base.startswith("http://127.0.0.1:")
+        assert f"searchFilter=tags.mlflow.parentRunId%20%3D%20%27{parent_id}%27" in url
+        with urllib.request.urlopen(f"{base}/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        server = {pid for pid in pids_with_env(marker, 0) if pid != cli.pid}
+        assert server, "no server process found"
+        groups = {os.getpgid(pid) for pid in server}
+        assert os.getpgid(cli.pid) not in groups  # the server has its own process group
+
+        cli.send_signal(signal.SIGINT)  # what Ctrl+C sends to the command
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 0, err
+        assert "stopping the MLflow UI" in out
+        for group in groups:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(group, 0)
+        assert not pids_with_env(marker, 10), "the UI left processes behind"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+
+
+def read_url(cli: subprocess.Popen[str]) -> str:
+    """The runs page's URL, the second line the command prints once the server answers."""
+    assert cli.stdout is not None
+    deadline = time.monotonic() + UI_START_S
+    while time.monotonic() < deadline:
+        line = cli.stdout.readline()
+        if line.startswith("http://"):
+            return line.strip()
+        if not line and cli.poll() is not None:
+            raise AssertionError(f"minesearch ui exited: {cli.stderr.read() if cli.stderr else ''}")
+    raise AssertionError("no URL printed")
