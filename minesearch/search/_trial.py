@@ -27,10 +27,11 @@ if TYPE_CHECKING:  # the driver's; a trial process must not import it (tests/tes
     from minesearch.search._progress import ViewCallback
 
 TRIAL_PROCESS_MEMORY = 256 * 1024**2  # bytes reserved for the (idle) trial process
-# A finished trial's process runs the next trial (Tune's reuse_actors): it has Ray, torch and
-# minesearch imported already. A trial the scheduler stops is not reused (its thread is still in
-# Ray Train's fit), so Tune starts a new process for the next one, as without reuse.
-REUSE_TRIAL_PROCESSES = True
+# Tune's reuse_actors stays off: a trial the scheduler stops keeps its thread inside Ray Train's
+# fit, and a reused (cached) process then keeps that run's worker group and its CPUs, so the next
+# trial waits for CPUs forever (seen: text_minilm.yaml hung after its first pruned trial). A new
+# process per trial costs its start-up (bench/trial_overhead.py) but frees what the trial held.
+REUSE_TRIAL_PROCESSES = False
 
 
 class TrialTrainer(TorchTrainer):
