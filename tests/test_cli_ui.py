@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_mlflow_screenshot import build_fake_store, pids_with_env
+from mlflow.tracking import MlflowClient
+from test_mlflow_screenshot import CHROMIUM, build_fake_store, pids_with_env
 
 from minesearch.cli import main
 from minesearch.tracking import runs_url
@@ -48,7 +49,11 @@ def test_no_store_or_a_bad_space_file_exits_2(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
-    _, parent_id, _ = build_fake_store(tmp_path)
+    uri, _, older = build_fake_store(tmp_path)  # an earlier search in the same experiment
+    _, parent_id, children = build_fake_store(tmp_path)
+    client = MlflowClient(uri)
+    shown = [client.get_run(run_id).info.run_name for run_id in children]
+    hidden = [client.get_run(run_id).info.run_name for run_id in older]
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["SCREENSHOT_TEST_MARKER"] = marker  # every descendant inherits it (see pids_with_env)
@@ -63,6 +68,11 @@ def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Pa
         assert f"searchFilter=tags.mlflow.parentRunId%20%3D%20%27{parent_id}%27" in url
         with urllib.request.urlopen(f"{base}/", timeout=10) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
+        if CHROMIUM.exists():  # what a first-time visitor of the printed URL sees
+            dom = rendered(url, tmp_path / "profile")
+            assert "Model training" in dom and "matching runs" in dom  # the runs table
+            assert all(name in dom for name in shown), "the search's runs are not listed"
+            assert not any(name in dom for name in hidden), "another search's runs are listed"
         server = {pid for pid in pids_with_env(marker, 0) if pid != cli.pid}
         assert server, "no server process found"
         groups = {os.getpgid(pid) for pid in server}
@@ -80,6 +90,19 @@ def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Pa
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def rendered(url: str, profile: Path) -> str:
+    """The page's DOM after headless Chromium has had 15 s of virtual time to fetch and render
+    it (virtual time stands still while requests are pending)."""
+    command = [str(CHROMIUM), "--headless", "--disable-gpu", "--disable-dev-shm-usage"]
+    command += ["--no-sandbox"] if os.geteuid() == 0 else []
+    command += ["--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=15000"]
+    done = subprocess.run(
+        [*command, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def read_url(cli: subprocess.Popen[str]) -> str:
