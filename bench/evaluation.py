@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _arms import PeakMemory, run_fresh  # bench/: the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 128
@@ -50,7 +49,6 @@ LIMIT = 4 * GIB
 TOLERANCE = 1e-6
 METRICS = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
 # The thread pools of torch, faiss (OpenMP) and BLAS, read at start-up: --threads sets them.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -156,39 +154,22 @@ def make_data(rows: int, big_class: int, seed: int = 0) -> tuple[torch.Tensor, n
 # --- measuring one arm in this process (the child) ----------------------------------------------
 
 
-def _proc_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
 def measure(arm: str, rows: int, big_class: int) -> dict[str, Any]:
     warm_up(arm)
     emb, labels = make_data(rows, big_class)
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # peak RSS := current RSS
-        method = "VmHWM after clear_refs"
-    except OSError:
-        method = "ru_maxrss since start (clear_refs not writable)"
-    before = _proc_kib("VmRSS")
+    memory = PeakMemory()
+    memory.start()
     start = time.perf_counter()
     scores = ARMS[arm](emb, labels)
     seconds = time.perf_counter() - start
-    peak = _proc_kib("VmHWM") if method.startswith("VmHWM") else _max_rss_kib()
+    peak_above, peak = memory.above(), memory.peak_kib()
     return {
         "seconds": seconds,
-        "peak_bytes": (peak - before) * 1024,
+        "peak_bytes": peak_above,
         "process_peak_bytes": peak * 1024,
-        "method": method,
+        "method": memory.method,
         "scores": scores,
     }
-
-
-def _max_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def run_arm(
@@ -196,22 +177,8 @@ def run_arm(
 ) -> dict[str, Any]:
     """`measure` in a fresh interpreter: imports, caches and freed memory of one arm never reach
     the other."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    if threads is not None:
-        env |= dict.fromkeys(THREAD_VARIABLES, str(threads))
-    args = [__file__, "--arm", arm, "--rows", str(rows), "--big-class", str(big_class)]
-    done = subprocess.run(
-        [sys.executable, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{arm} at {rows} rows failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--arm", arm, "--rows", str(rows), "--big-class", str(big_class)]
+    result = run_fresh(__file__, args, f"{arm} at {rows} rows", threads, timeout)
     recall = result["scores"]["recall_at_k"]
     result["scores"]["recall_at_k"] = {int(k): v for k, v in recall.items()}  # JSON made them str
     return result

@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _arms import PeakMemory, run_fresh  # bench/: the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 128
@@ -47,7 +46,6 @@ QUICK_SIZES = (256,)
 QUICK_TYPES = ("semihard",)
 ARMS = ("pml", "ours", "ours-uncapped")
 # torch's and BLAS's thread pools (torch and faiss read them at start-up): --threads sets them.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 REPEATS = 3  # calls per arm: the fastest is reported (the machine is shared), the peak is of all
 MEMORY_TARGET, TIME_TARGET = 1 / 5, 1.0
 
@@ -78,26 +76,13 @@ def build(arm: str, type_of_triplets: str) -> torch.nn.Module:
     return TripletMarginMiner(MARGIN, type_of_triplets, max_triplets=None)
 
 
-def _proc_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
 def measure(arm: str, size: int, type_of_triplets: str) -> dict[str, Any]:
     """In the child: one mining call, its wall time and peak RSS above what was there before."""
     miner = build(arm, type_of_triplets)
     miner(*make_batch(64))  # imports, thread pools
     emb, labels = make_batch(size)
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")  # peak RSS := current RSS
-        method = "VmHWM after clear_refs"
-    except OSError:
-        method = "ru_maxrss since start (clear_refs not writable)"
-    before = _proc_kib("VmRSS")
+    memory = PeakMemory()
+    memory.start()
     times = []
     for _ in range(REPEATS - 1):
         start = time.perf_counter()
@@ -106,37 +91,21 @@ def measure(arm: str, size: int, type_of_triplets: str) -> dict[str, Any]:
     start = time.perf_counter()
     a, p, n = miner(emb, labels)
     times.append(time.perf_counter() - start)
-    if method.startswith("VmHWM"):
-        peak = _proc_kib("VmHWM")
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_above = memory.above()
     # Order-sensitive (position-weighted; int64 wraps the same way in every arm).
     checksum = int((((a * size + p) * size + n) * torch.arange(1, len(a) + 1)).sum())
     return {
         "seconds": min(times),
-        "peak_bytes": (peak - before) * 1024,
-        "method": method,
+        "peak_bytes": peak_above,
+        "method": memory.method,
         "triplets": len(a),
         "checksum": checksum,
     }
 
 
 def run_arm(arm: str, size: int, type_of_triplets: str, threads: int | None) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    if threads is not None:
-        env |= dict.fromkeys(THREAD_VARIABLES, str(threads))
-    done = subprocess.run(
-        [sys.executable, __file__, "--arm", arm, "--size", str(size), "--type", type_of_triplets],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{arm} B={size} {type_of_triplets} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    args = ["--arm", arm, "--size", str(size), "--type", type_of_triplets]
+    return run_fresh(__file__, args, f"{arm} B={size} {type_of_triplets}", threads)
 
 
 def valid_triplets(size: int) -> int:

@@ -24,6 +24,8 @@ DIGITS = BENCH / "tables" / "digits.parquet"
 def load_bench(name: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
+    if str(BENCH) not in sys.path:  # the benches import their shared helpers (bench/_arms.py)
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
