@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minesearch
 
 import minesearch
-from minesearch.config import SpaceSpec, load_spec, parse_spec
+from minesearch.config import SpaceSpec, load_spec, parse_spec, vocab
 from minesearch.recipe import Recipe
 from minesearch.space import build_space, enumerate_recipes
 
@@ -61,15 +61,7 @@ SPACES = {"digits": "search_spaces/quickstart.yaml", "vectors": "search_spaces/t
 GRID_SIZES = {"margin": 4, "loss_margin": 4, "miner_margin": 4, "lr": 3}  # others: 3
 DEFAULT_GRID_SIZE = 3
 META_KEY = b"minesearch.table"
-METRICS = (
-    "mean_average_precision_at_r",
-    "precision_at_1",
-    "r_precision",
-    "recall_at_1",
-    "recall_at_2",
-    "recall_at_4",
-    "recall_at_8",
-)
+METRICS = vocab.METRICS  # the table's columns: every metric a search may select on
 
 
 # --- the space and the spec -------------------------------------------------------------------
