@@ -9,10 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from minesearch.config.vocab import TEST_PREFIX
+from minesearch.config.vocab import SELECTED_PREFIX, TEST_PREFIX
 from minesearch.report._build import Report
-from minesearch.results import SHOWN, Confirmation, TrialResult, summary_line, verdict
-from minesearch.tracking import open_ui_command
+from minesearch.results import (
+    SHOWN,
+    Confirmation,
+    SearchResult,
+    TrialResult,
+    summary_line,
+    verdict,
+)
+from minesearch.tracking import open_ui_command, runs_url
 
 ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
 
@@ -45,8 +52,19 @@ def format_report(report: Report) -> str:
         if t.status == "failed":
             reason = (t.error or "").strip()[-ERROR_CHARS:]
             lines.append(f"failed {t.trial_id} ({t.label}): {reason}")
-    lines += ["", f"compare the trials in MLflow: {open_ui_command(search.tracking_uri)}"]
+    lines += ["", f"compare the trials in MLflow: {ui_line(search)}"]
     return "\n".join(lines)
+
+
+def ui_line(search: SearchResult) -> str:
+    """Where to look: on a tracking server, whose UI is up already, its runs page of this search
+    (best first); on a local store, the command that starts the UI there (`minesearch ui`)."""
+    uri = search.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        metric = f"{SELECTED_PREFIX}{search.metric}"
+        asc = search.mode == "min"
+        return "open " + runs_url(uri, search.experiment_id, search.parent_run_id, metric, asc)
+    return open_ui_command(uri)
 
 
 def format_leaderboard(report: Report) -> str:

@@ -274,7 +274,9 @@ def test_search_over_http_is_read_back_from_another_process(
     space = tiny_space(tmp_path, mlflow_server.url)
     result = CliRunner().invoke(main, ["run", str(space), "--storage-path", str(tmp_path / "ray")])
     assert result.exit_code == 0, f"{result.output}\n--- server log:\n{mlflow_server.log()}"
-    assert f"open {mlflow_server.url}" in result.output
+    # the server's UI is up already: the end of the search names its runs page of this search
+    assert f"open {mlflow_server.url}/#/experiments/" in result.output
+    assert "runs?workflowType=machine_learning&searchFilter=" in result.output
 
     seen = read_back(mlflow_server.url, tmp_path / "readback")
     assert seen["artifact_location"].startswith("mlflow-artifacts:")  # proxied by the server
