@@ -51,3 +51,32 @@ def pids_mentioning(text: str, wait_s: float = 0.0) -> dict[int, str]:
 def process_probe() -> ProcessProbe:
     """`pids_mentioning`, for the tests that must leave no process behind."""
     return pids_mentioning
+
+
+SearchSpecDict = Callable[..., dict[str, object]]
+
+
+@pytest.fixture
+def parent_spec() -> SearchSpecDict:
+    """The resolved-spec dict `ParentRun.start` takes, with what a test varies given by name."""
+
+    def make(
+        metric: str = "mean_average_precision_at_r",
+        trials: int = 2,
+        sampler: str = "tpe",
+        scheduler: str = "asha",
+        epochs: int = 2,
+    ) -> dict[str, object]:
+        return {
+            "search": {
+                "metric": metric,
+                "mode": "max",
+                "trials": trials,
+                "concurrent": 1,
+                "sampler": {"name": sampler},
+                "scheduler": {"name": scheduler},
+            },
+            "train": {"epochs": epochs, "workers": 1},
+        }
+
+    return make

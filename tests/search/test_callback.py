@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,19 +36,11 @@ CONFIG = TrialConfig(RECIPE).to_config()
 MAP = "mean_average_precision_at_r"
 
 
-def test_trial_callback_nests_logs_steps_and_ends_runs(tmp_path: Path) -> None:
+def test_trial_callback_nests_logs_steps_and_ends_runs(
+    tmp_path: Path, parent_spec: Callable[..., dict[str, object]]
+) -> None:
     uri = f"sqlite:///{tmp_path}/m.db"
-    spec = {
-        "search": {
-            "metric": "mean_average_precision_at_r",
-            "mode": "max",
-            "trials": 2,
-            "concurrent": 1,
-            "sampler": {"name": "tpe"},
-            "scheduler": {"name": "asha"},
-        },
-        "train": {"epochs": 2, "workers": 1},
-    }
+    spec = parent_spec()
     parent = ParentRun.start(uri, "exp", "search", spec, None, tags={})
     callback = MlflowTrialCallback(uri, parent.run_id, {"workers": 1}, epochs=2)
     ok = FakeTrial("t_ok", CONFIG)
@@ -133,7 +126,9 @@ def test_runs_of_trials_tune_forgot_are_dropped_at_the_end(tmp_path: Path) -> No
     assert client.get_run(callback.runs["orphan"]).info.lifecycle_stage == "deleted"
 
 
-def test_fixed_curves_select_the_best_epoch_and_its_checkpoint(tmp_path: Path) -> None:
+def test_fixed_curves_select_the_best_epoch_and_its_checkpoint(
+    tmp_path: Path, parent_spec: Callable[..., dict[str, object]]
+) -> None:
     """Two trials with fixed curves: the leaderboard ranks them by their best epoch, and each
     run's checkpoint tag is its selected epoch's checkpoint, not the last one."""
     from minesearch.results import rank
@@ -141,17 +136,7 @@ def test_fixed_curves_select_the_best_epoch_and_its_checkpoint(tmp_path: Path) -
     from minesearch.train import Selected
 
     uri = f"sqlite:///{tmp_path}/m.db"
-    spec = {
-        "search": {
-            "metric": MAP,
-            "mode": "max",
-            "trials": 2,
-            "concurrent": 1,
-            "sampler": {"name": "tpe"},
-            "scheduler": {"name": "fifo"},
-        },
-        "train": {"epochs": 3, "workers": 1},
-    }
+    spec = parent_spec(metric=MAP, scheduler="fifo", epochs=3)
     parent = ParentRun.start(uri, "exp", "search", spec, None, tags={})
     callback = MlflowTrialCallback(uri, parent.run_id, {}, epochs=3)
     curves = {"peaks": [0.2, 0.6, 0.4, 0.3], "climbs": [0.2, 0.3, 0.4, 0.5]}

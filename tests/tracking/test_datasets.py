@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +16,6 @@ from minesearch.config import parse_spec
 from minesearch.data import load_parts, summarize
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.tracking import ChildRuns, ParentRun
-
-
-def _parent_spec() -> dict[str, object]:
-    return {
-        "search": {
-            "metric": "m",
-            "mode": "max",
-            "trials": 1,
-            "concurrent": 1,
-            "sampler": {"name": "random"},
-            "scheduler": {"name": "fifo"},
-        },
-        "train": {"epochs": 1, "workers": 1},
-    }
 
 
 def test_summary_digest_follows_the_split_and_counts_each_class() -> None:
@@ -56,11 +43,20 @@ def test_summary_digest_follows_the_split_and_counts_each_class() -> None:
     assert [p.part for p in summarize(no_test, load_parts(no_test)).parts] == ["train", "val"]
 
 
-def test_parent_and_children_carry_the_datasets(tmp_path: Path) -> None:
+def test_parent_and_children_carry_the_datasets(
+    tmp_path: Path, parent_spec: Callable[..., dict[str, object]]
+) -> None:
     uri = f"sqlite:///{tmp_path}/m.db"
     spec = parse_spec({"name": "d"})
     summary = summarize(spec, load_parts(spec))
-    parent = ParentRun.start(uri, "exp", "search", _parent_spec(), None, tags={})
+    parent = ParentRun.start(
+        uri,
+        "exp",
+        "search",
+        parent_spec(metric="m", trials=1, sampler="random", scheduler="fifo", epochs=1),
+        None,
+        tags={},
+    )
     parent.log_data(summary)
     children = pickle.loads(pickle.dumps(ChildRuns(uri, parent.run_id, "trial", {})))
     recipe = Recipe("ContrastiveLoss", "none", {}, {}, lr=1e-3, margin_mode="tied")

@@ -3,6 +3,7 @@ child run got from the trial's config), how they ended and their selected-score 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,22 +14,13 @@ from minesearch.tracking import ChildRuns, ParentRun, StoreError, known_trials, 
 
 METRIC = "mean_average_precision_at_r"
 KEY = f"selected.{METRIC}"
-SPEC = {
-    "search": {
-        "metric": METRIC,
-        "mode": "max",
-        "trials": 4,
-        "concurrent": 1,
-        "sampler": {"name": "tpe"},
-        "scheduler": {"name": "asha"},
-    },
-    "train": {"epochs": 3, "workers": 1},
-}
 
 
-def search(uri: str, experiment: str, runs: dict[str, tuple[str, list[float]]]) -> str:
+def search(
+    uri: str, experiment: str, runs: dict[str, tuple[str, list[float]]], spec: dict[str, object]
+) -> str:
     """A parent run and one child per entry: trial id -> (how it ended, selected scores)."""
-    parent = ParentRun.start(uri, experiment, "s", SPEC, None, {})
+    parent = ParentRun.start(uri, experiment, "s", spec, None, {})
     children = ChildRuns(uri, parent.run_id, "trial", {})
     for trial_id, (ending, scores) in runs.items():
         lr = 0.001 * (1 + len(trial_id))
@@ -49,8 +41,9 @@ def search(uri: str, experiment: str, runs: dict[str, tuple[str, list[float]]]) 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> tuple[str, str, str]:
+def store(tmp_path: Path, parent_spec: Callable[..., dict[str, object]]) -> tuple[str, str, str]:
     uri = f"sqlite:///{tmp_path}/m.db"
+    spec = parent_spec(trials=4, epochs=3)
     first = search(
         uri,
         "exp",
@@ -61,9 +54,10 @@ def store(tmp_path: Path) -> tuple[str, str, str]:
             "live": ("running", [0.3]),
             "old": ("no-params", [0.2, 0.6, 0.6]),
         },
+        spec,
     )
-    second = search(uri, "exp", {"more": ("finished", [0.1, 0.3, 0.7])})
-    search(uri, "other", {"elsewhere": ("finished", [0.9, 0.9, 0.9])})
+    second = search(uri, "exp", {"more": ("finished", [0.1, 0.3, 0.7])}, spec)
+    search(uri, "other", {"elsewhere": ("finished", [0.9, 0.9, 0.9])}, spec)
     return uri, first, second
 
 
