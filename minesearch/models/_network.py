@@ -28,6 +28,7 @@ class Network:
     backbone: Backbone
     preprocess: Preprocess
     head: HeadName  # resolved: never auto
+    embedding_dim: int  # the width of what the model outputs (losses with proxies need it)
 
 
 def backbone_name(spec: SpaceSpec, source: Source) -> str:
@@ -66,7 +67,7 @@ def build_network(spec: SpaceSpec, source: Source, head: HeadName | None = None)
     out_dim = m.embedding_dim or backbone.out_dim
     trunk_head = make_head(kind, backbone.out_dim, out_dim, m.hidden_dim)
     preprocess = backbone.preprocess or default_preprocess(spec, source)
-    return Network(EmbeddingNet(backbone.trunk, trunk_head), backbone, preprocess, kind)
+    return Network(EmbeddingNet(backbone.trunk, trunk_head), backbone, preprocess, kind, out_dim)
 
 
 def reference_network(spec: SpaceSpec, source: Source) -> Network:

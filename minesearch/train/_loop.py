@@ -144,7 +144,8 @@ def build_state(
     freeze(network.backbone, spec.model.train_last_blocks)
     model = prepare(network.model) if prepare is not None else network.model.to(device)
     num_classes = len(np.unique(train_labels))
-    loss_fn, miner = recipe.build(num_classes, spec.model.embedding_dim)
+    # the width the network has, not model.embedding_dim (None keeps the backbone's width)
+    loss_fn, miner = recipe.build(num_classes, network.embedding_dim)
     loss_fn = loss_fn.to(device)
     loss_fn, miner = for_world(loss_fn, miner, world)  # mining sees the global batch
     groups = param_groups(network, recipe)
