@@ -31,6 +31,7 @@ RECIPE_KEYS = (
     "weight_decay",
     "warmup_epochs",
     "head",
+    "optimizer",
 )
 OWNERS: tuple[Owner, ...] = ("loss", "miner")
 

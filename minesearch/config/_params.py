@@ -25,7 +25,7 @@ from pydantic import (
 
 from minesearch import catalog
 from minesearch.config import _keys as paramkeys
-from minesearch.config.vocab import HEADS
+from minesearch.config.vocab import HEADS, OPTIMIZERS
 
 # Strict: YAML's `yes`/`on`/`true` must not become the number 1.0.
 Scalar = StrictFloat | StrictInt | StrictStr
@@ -72,6 +72,7 @@ RECIPE_INFO = {
     "weight_decay": catalog.ParamInfo(0.0, low=0.0),  # default: train.weight_decay
     "warmup_epochs": catalog.ParamInfo(0.0, low=0.0),  # default: train.warmup_epochs
     "head": catalog.ParamInfo("auto", choices=HEADS),  # default: model.head
+    "optimizer": catalog.ParamInfo("adam", choices=OPTIMIZERS),  # default: train.optimizer
 }
 DEFAULT_LOSS = "TripletMarginLoss"
 

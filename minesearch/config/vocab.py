@@ -76,6 +76,7 @@ PRETRAINED_FAMILIES: tuple[BackboneFamily, ...] = (
 HeadName = Literal["auto", "none", "linear", "mlp", "residual"]
 HEADS: tuple[HeadName, ...] = get_args(HeadName)
 SAME_WIDTH_HEADS: tuple[HeadName, ...] = ("none", "residual")  # keep the backbone's width
+AUTO_HEAD: HeadName = "linear"  # what `auto` means: the identity at the backbone's width
 MINILM_ALIASES = frozenset(
     {
         "minilm",
@@ -86,6 +87,7 @@ MINILM_ALIASES = frozenset(
 
 # --- training and search -------------------------------------------------------------------------
 OptimizerName = Literal["adam", "adamw", "sgd"]
+OPTIMIZERS: tuple[OptimizerName, ...] = get_args(OptimizerName)
 
 # Retrieval metrics a search may select on (train's evaluation computes each of them).
 Metric = Literal[
@@ -105,6 +107,11 @@ TEST_PREFIX = "test."  # a metric scored on the test split: test.<metric>
 Selection = Literal["best_epoch", "last"]
 SELECTED_PREFIX = "selected."
 SELECTED_EPOCH = "selected_epoch"
+# What the scheduler and the sampler compare (the search's objective): the best score over the
+# *trained* epochs (>= 1), not floored at epoch 0, so a trial that only declined reads below its
+# start (start.<metric>: epoch 0, the pretrained model when the head starts at it).
+TRAINED_PREFIX = "trained."
+START_PREFIX = "start."
 EPOCH = "epoch"  # every report of a worker says which epoch it closes (0: before training)
 # What a trial costs, reported by its rank-0 worker each epoch as running totals since the worker
 # started (the last value is the trial's), and summed over a search's child runs on its parent.

@@ -8,7 +8,7 @@ the run a user compares in the UI carries the model that can be taken away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from minesearch.data import TEXT_TOPICS, Parts, load_parts
 from minesearch.export._formats import ExportError, ExportFormat, export_network
 from minesearch.export._pyfunc import example_input, load_embedder
 from minesearch.models import Network, backbone_name, reference_network
-from minesearch.results import PRETRAINED_BETTER, TrialResult
+from minesearch.results import CONTROL_BETTER, PRETRAINED_BETTER, TrialResult
 from minesearch.tracking import (
     FoundTrial,
     LoggedModel,
@@ -28,6 +28,7 @@ from minesearch.tracking import (
     log_directory,
     log_model,
     names,
+    read_search,
     spec_of,
 )
 from minesearch.train import CHECKPOINT_FILE, has_checkpoint_file, load_network
@@ -55,10 +56,11 @@ def export_run(
     """Export what `ref` names (a child run id, a trial id, ``best``, or a search's parent run id
     for its best) to `out_dir`; with `log`, also into its MLflow run's artifacts.
 
-    A search's best is its best trial, unless the search's verdict is that no recipe beat the
-    pretrained model: then it is the pretrained model itself (the backbone with no head), logged
-    on the parent run; for vector inputs, where the pretrained model is the input, there is
-    nothing to export and the message says so. A trial named by id is exported as asked.
+    A search's best is its best trial, unless the search's verdict says otherwise: the control's
+    trial when the control (the practitioner's recipe) did best; the pretrained model itself (the
+    backbone with no head, logged on the parent run) when no recipe beat it; for vector inputs,
+    where the pretrained model is the input, there is nothing to export and the message says so.
+    A trial named by id is exported as asked.
 
     With `mlflow_model` (a search's end: once per search), the TorchScript export also becomes
     the run's MLflow Model (`minesearch.tracking.log_model`: a pyfunc that embeds raw inputs as
@@ -71,7 +73,10 @@ def export_run(
         raise ExportError(str(err)) from None
     spec = _spec(raw_spec, found.parent_run_id)
     storage = found.parent_tags.get(names.STORAGE_TAG, "")
-    pretrained = found.via_search and found.parent_tags.get(names.VERDICT_TAG) == PRETRAINED_BETTER
+    answer = found.parent_tags.get(names.VERDICT_TAG) if found.via_search else None
+    pretrained = answer == PRETRAINED_BETTER
+    if answer == CONTROL_BETTER:
+        found = _control_of(tracking_uri, found)
     try:
         parts = load_parts(spec)
         if pretrained:
@@ -81,6 +86,8 @@ def export_run(
             head = found.trial.recipe.head if found.trial.recipe else None
             network = load_network(spec, parts, checkpoint, storage, head)
             run_id, what = found.trial.run_id, _name(found.trial)
+            if answer == CONTROL_BETTER:
+                what = f"the control, {what} (it did best: the search's verdict)"
     except (ValueError, SpecError, OSError, RuntimeError) as err:
         raise ExportError(f"cannot rebuild {_name(found.trial)}: {err}") from None
     rows = np.arange(min(EXAMPLE_ROWS, len(parts.source)))
@@ -117,6 +124,17 @@ def _pretrained(spec: SpaceSpec, parts: Parts, found: FoundTrial) -> tuple[Netwo
         )
     what = f"the pretrained model (no recipe of search {found.parent_run_id} beat it)"
     return reference_network(spec, parts.source), found.parent_run_id, what
+
+
+def _control_of(tracking_uri: str, found: FoundTrial) -> FoundTrial:
+    """The search's control trial: the verdict's answer when the control did best."""
+    control = read_search(tracking_uri, found.parent_run_id).control
+    if control is None:
+        raise ExportError(
+            f"search {found.parent_run_id}'s verdict is that the control did best, but its "
+            "control run is gone from the store"
+        )
+    return replace(found, trial=control)
 
 
 def _spec(raw: dict[str, object], parent_run_id: str) -> SpaceSpec:

@@ -7,11 +7,12 @@ what MLflow shows is what ran.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from minesearch import catalog
-from minesearch.config.vocab import HeadName
+from minesearch.config import SpaceSpec
+from minesearch.config.vocab import AUTO_HEAD, HeadName, OptimizerName
 
 # How the recipe's margins were set; "none" when neither its loss nor its miner has a `margin`.
 MarginMode = Literal["tied", "separate", "default", "none"]
@@ -32,6 +33,7 @@ class Recipe:
     weight_decay: float | None = None
     warmup_epochs: float | None = None  # the backbone's lr rises linearly over these epochs
     head: HeadName | None = None
+    optimizer: OptimizerName | None = None  # None: the space's train.optimizer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,6 +41,20 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         return cls(**data)
+
+    def resolved(self, spec: SpaceSpec) -> Recipe:
+        """Every setting the recipe leaves to the space (None) filled with the space's value: what
+        a trial trains with. The one place "the recipe's value, else the space's" is decided."""
+        train = spec.train
+        head = self.head or spec.model.head
+        return replace(
+            self,
+            backbone_lr_factor=1.0 if self.backbone_lr_factor is None else self.backbone_lr_factor,
+            weight_decay=train.weight_decay if self.weight_decay is None else self.weight_decay,
+            warmup_epochs=train.warmup_epochs if self.warmup_epochs is None else self.warmup_epochs,
+            head=AUTO_HEAD if head == "auto" else head,
+            optimizer=self.optimizer or train.optimizer,
+        )
 
     @property
     def tuples(self) -> catalog.Compatibility:
@@ -57,6 +73,7 @@ class Recipe:
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
             "head": self.head,
+            "optimizer": self.optimizer,
         }
         flat |= {k: _fmt(v) for k, v in optional.items() if v is not None}
         return flat

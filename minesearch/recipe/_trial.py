@@ -24,9 +24,12 @@ class TrialConfig:
 
     recipe: Recipe
     seed: int | None = None  # None: the space's train.seed; confirmations use new seeds
+    # The control recipe, proposed first inside the search: trained to the full budget (never
+    # stopped early) and read back as the search's control.
+    control: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed}
+        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "control": self.control}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
@@ -34,6 +37,7 @@ class TrialConfig:
         return cls(
             recipe=Recipe.from_dict(dict(data["recipe"])),
             seed=None if seed is None else int(seed),
+            control=bool(data.get("control", False)),
         )
 
     def to_config(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from minesearch.results._confirm import (
     Confirmation,
     confirmation_seeds,
     confirmations,
+    estimate_of,
     mean_ci95,
 )
 from minesearch.results._trials import (
@@ -29,6 +30,8 @@ from minesearch.results._trials import (
     top_recipes,
 )
 from minesearch.results._verdict import (
+    CONTROL_BETTER,
+    FINE_TUNED_BETTER,
     PRETRAINED_BETTER,
     VERDICTS,
     Verdict,
@@ -38,6 +41,8 @@ from minesearch.results._verdict import (
 )
 
 __all__ = [
+    "CONTROL_BETTER",
+    "FINE_TUNED_BETTER",
     "PRETRAINED_BETTER",
     "ROLES",
     "SEED_OFFSET",
@@ -53,6 +58,7 @@ __all__ = [
     "VerdictName",
     "confirmation_seeds",
     "confirmations",
+    "estimate_of",
     "mean_ci95",
     "rank",
     "recipe_key",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from minesearch.config.vocab import TEST_PREFIX
 from minesearch.recipe import Recipe
-from minesearch.results._trials import SearchResult, recipe_key, top_recipes
+from minesearch.results._trials import SearchResult, TrialResult, recipe_key, top_recipes
 
 SEED_OFFSET = 1000  # confirmation seeds: train.seed + 1000 + i, disjoint from the search's seed
 
@@ -38,7 +38,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
 class Confirmation:
     """One recipe's test-split scores over the confirmation seeds."""
 
-    rank: int  # 1 = the search's best
+    rank: int  # 1 = the search's best (0: not ranked, e.g. the control's estimate)
     recipe: Recipe
     scores: list[dict[str, float]]  # one per seed that finished, test.* metrics
     failed: int  # seeds whose run failed
@@ -46,6 +46,21 @@ class Confirmation:
     def interval(self, metric: str) -> tuple[float, float]:
         values = [s[TEST_PREFIX + metric] for s in self.scores if TEST_PREFIX + metric in s]
         return mean_ci95(values) if values else (math.nan, math.nan)
+
+
+def estimate_of(search: SearchResult, recipe: Recipe) -> Confirmation | None:
+    """`recipe`'s test estimate: its confirmation runs (new seeds, scored on the test split), or
+    None when it was not retrained."""
+    key = recipe_key(recipe)
+    runs = [r for r in search.of_role("confirm") if r.recipe and recipe_key(r.recipe) == key]
+    if not runs:
+        return None
+    finished = [_test_scores(r) for r in runs if r.status == "finished" and _test_scores(r)]
+    return Confirmation(0, recipe, finished, len(runs) - len(finished))
+
+
+def _test_scores(run: TrialResult) -> dict[str, float]:
+    return {k: v for k, v in run.metrics.items() if k.startswith(TEST_PREFIX)}
 
 
 def confirmations(search: SearchResult) -> list[Confirmation]:

@@ -45,6 +45,7 @@ class TrialResult:
     error: str | None = None  # why it failed
     checkpoint: str | None = None  # its last checkpoint, in the search's storage
     epochs: int = 0  # the last epoch it reported
+    is_control: bool = False  # the control recipe, proposed first inside the search
 
     def score(self, metric: str) -> float | None:
         """The trial's score: its selected epoch's (`selected.<metric>`), else the last logged."""
@@ -123,7 +124,10 @@ class SearchResult:
 
     @property
     def control(self) -> TrialResult | None:
-        return next(iter(self.of_role("control")), None)
+        """The control: its own run beside the search, else the searched trial that trained the
+        control recipe (proposed first when the space holds it)."""
+        beside = self.of_role("control")
+        return next(iter(beside or [t for t in self.searched if t.is_control]), None)
 
     def count(self, status: Status) -> int:
         return sum(1 for t in self.searched if t.status == status)

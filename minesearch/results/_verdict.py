@@ -1,10 +1,15 @@
-"""Did fine-tuning beat the pretrained model? The one-line answer every search ends with.
+"""What should the user keep? The one-line answer every search ends with.
 
-Fine-tuning means improving a pretrained model on the user's data, so the pretrained embedding
-itself (scored exactly as trials are) is the bar. The verdict is read on the most honest evidence
-the search has: the confirmation runs' test mean when `--confirm` ran, else the best trial's test
-score, else (no test split) its validation score, which selection has biased upwards and is said
-to be so. A tie is not an improvement: a best trial selected at epoch 0 is the pretrained model.
+Three candidates: the search's chosen recipe (its best trial), the control (the practitioner's
+recipe for this model, `minesearch.recipe.control_recipe`) and the pretrained model (scored
+exactly as trials are; none when the network starts from scratch). A search that cannot beat the
+control has no reason to exist, and fine-tuning that cannot beat the pretrained model should not
+ship, so the verdict names the best of the three.
+
+It is read on the most honest evidence the search has: the test estimate (recipes retrained with
+new seeds and scored on the test classes: their mean) when it ran, else the test split, else (no
+test split) validation, which selection favours and is said to do so. A tie is not a win: the
+simpler answer is kept (the pretrained model over a recipe, the control over the search's recipe).
 """
 
 from __future__ import annotations
@@ -14,74 +19,114 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from minesearch.config.vocab import TEST_PREFIX
-from minesearch.results._confirm import confirmations
-from minesearch.results._trials import SearchResult
+from minesearch.results._confirm import estimate_of
+from minesearch.results._trials import SearchResult, TrialResult
 
-VerdictName = Literal["fine_tuned_better", "pretrained_better"]
+VerdictName = Literal["fine_tuned_better", "control_better", "pretrained_better"]
 VERDICTS: tuple[VerdictName, ...] = get_args(VerdictName)
-FINE_TUNED_BETTER, PRETRAINED_BETTER = VERDICTS
+FINE_TUNED_BETTER, CONTROL_BETTER, PRETRAINED_BETTER = VERDICTS
 Evidence = Literal["confirmation", "test", "val"]
+EVIDENCE: tuple[Evidence, ...] = get_args(Evidence)  # the most honest first
+# Who wins a tie: the simpler answer (no training over training, the practitioner's recipe over
+# the search's).
+PREFERENCE: tuple[VerdictName, ...] = (PRETRAINED_BETTER, CONTROL_BETTER, FINE_TUNED_BETTER)
+CANDIDATE = {
+    FINE_TUNED_BETTER: "chosen",
+    CONTROL_BETTER: "control",
+    PRETRAINED_BETTER: "pretrained",
+}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    name: VerdictName
+    name: VerdictName  # which candidate won
     evidence: Evidence  # which scores decided
-    margin: float  # fine-tuned minus pretrained, signed so that > 0 is better (mode min: flipped)
+    # the chosen recipe minus the pretrained model, signed so that > 0 is better (mode min:
+    # flipped); nan when there is no pretrained model
+    margin: float
     metric: str
     lines: tuple[str, ...]  # the comparisons, val first
+    control_margin: float = math.nan  # the chosen recipe minus the control, signed likewise
 
 
 def verdict(search: SearchResult) -> Verdict | None:
-    """None when the search has no pretrained reference (a fresh network) or no best trial."""
-    best, reference = search.best, search.pretrained
-    metric = search.metric
-    if best is None or best.score(metric) is None or metric not in reference:
+    """None when there is nothing to weigh the best trial against (no pretrained model and no
+    control) or no best trial."""
+    best, metric = search.best, search.metric
+    if best is None or best.score(metric) is None:
         return None
-    sign = 1.0 if search.mode == "max" else -1.0
-    val = best.score(metric) or 0.0
-    lines = [_line("val", val, reference[metric], search)]
-    evidence: Evidence = "val"
-    margin = sign * (val - reference[metric])
-    test_key = f"{TEST_PREFIX}{metric}"
-    if test_key in best.metrics and test_key in reference:
-        test = best.metrics[test_key]
-        lines.append(_line("test", test, reference[test_key], search))
-        margin, evidence = sign * (test - reference[test_key]), "test"
-    top = next((c for c in confirmations(search) if c.rank == 1), None)
-    if top is not None and test_key in reference:
-        mean, half = top.interval(metric)
-        if math.isfinite(mean):
-            shown = f"{mean:.4f} ± {half:.4f}" if math.isfinite(half) else f"{mean:.4f}"
-            lines.append(
-                f"test, {len(top.scores)} new seeds: {shown} vs pretrained "
-                f"{reference[test_key]:.4f}"
-            )
-            margin, evidence = sign * (mean - reference[test_key]), "confirmation"
-    name = FINE_TUNED_BETTER if margin > 0 else PRETRAINED_BETTER
-    return Verdict(name, evidence, margin, metric, tuple(lines))
-
-
-def _line(split: str, fine_tuned: float, pretrained: float, search: SearchResult) -> str:
     control = search.control
-    key = search.metric if split == "val" else f"{TEST_PREFIX}{search.metric}"
-    text = f"{split}: best {fine_tuned:.4f} vs pretrained {pretrained:.4f}"
-    if control is not None:
-        value = control.score(search.metric) if split == "val" else control.metrics.get(key)
-        if value is not None:
-            text += f" (control {value:.4f})"
-    return text
+    if control is not None and control.run_id == best.run_id:
+        best, control = None, best  # the search chose the control itself: two candidates
+    shown = [(level, _scores(search, level, best, control)) for level in EVIDENCE]
+    shown = [(level, s) for level, s in shown if len(s) >= 2]
+    if not shown:
+        return None
+    evidence, scores = shown[0][0], {k: v for k, (v, _) in shown[0][1].items()}
+    sign = 1.0 if search.mode == "max" else -1.0
+    top = max(sign * v for v in scores.values())
+    winner = next(n for n in PREFERENCE if n in scores and sign * scores[n] == top)
+    chosen = scores.get(FINE_TUNED_BETTER, scores.get(CONTROL_BETTER, math.nan))
+    return Verdict(
+        name=winner,
+        evidence=evidence,
+        margin=sign * (chosen - scores.get(PRETRAINED_BETTER, math.nan)),
+        metric=metric,
+        lines=tuple(_line(level, s) for level, s in reversed(shown)),
+        control_margin=sign
+        * (scores.get(FINE_TUNED_BETTER, math.nan) - scores.get(CONTROL_BETTER, math.nan)),
+    )
+
+
+def _scores(
+    search: SearchResult,
+    level: Evidence,
+    best: TrialResult | None,
+    control: TrialResult | None,
+) -> dict[VerdictName, tuple[float, str]]:
+    """Each candidate's score on the evidence of `level` and how it reads, for those that have
+    one."""
+    metric, test = search.metric, f"{TEST_PREFIX}{search.metric}"
+    found: dict[VerdictName, tuple[float | None, str]] = {}
+    for name, trial in ((FINE_TUNED_BETTER, best), (CONTROL_BETTER, control)):
+        if trial is None:
+            continue
+        if level == "val":
+            found[name] = (trial.score(metric), "")
+        elif level == "test":
+            found[name] = (trial.metrics.get(test), "")
+        elif trial.recipe is not None and (estimate := estimate_of(search, trial.recipe)):
+            mean, half = estimate.interval(metric)
+            spread = f" ± {half:.4f}" if math.isfinite(half) else ""
+            found[name] = (mean, f"{spread} ({len(estimate.scores)} seeds)")
+    pretrained = search.pretrained.get(metric if level == "val" else test)
+    if pretrained is not None:
+        found[PRETRAINED_BETTER] = (pretrained, "")
+    return {k: (v, t) for k, (v, t) in found.items() if v is not None and math.isfinite(v)}
+
+
+def _line(level: Evidence, scores: dict[VerdictName, tuple[float, str]]) -> str:
+    where = {"val": "val", "test": "test", "confirmation": "test, retrained"}[level]
+    parts = [f"{CANDIDATE[n]} {scores[n][0]:.4f}{scores[n][1]}" for n in VERDICTS if n in scores]
+    return f"{where}: {' · '.join(parts)}"
 
 
 def summary_line(found: Verdict) -> str:
     """The verdict as a person reads it."""
     where = {
-        "confirmation": "on the test split, over the confirmation seeds",
+        "confirmation": "on the test split, over new seeds",
         "test": "on the test split",
         "val": "on the validation split (selection favours it: no test split to check)",
     }[found.evidence]
     if found.name == FINE_TUNED_BETTER:
-        return f"fine-tuning beat the pretrained model {where}: {found.metric} {found.margin:+.4f}"
+        margins = (("the control", found.control_margin), ("the pretrained model", found.margin))
+        parts = [f"{what} by {m:+.4f}" for what, m in margins if math.isfinite(m)]
+        return f"the search's recipe beat {' and '.join(parts)} {where} ({found.metric}): use it"
+    if found.name == CONTROL_BETTER:
+        return (
+            f"the control (the practitioner's recipe) did best {where} ({found.metric}): "
+            "no searched recipe beat it; use the control"
+        )
     return (
         f"no recipe beat the pretrained model {where} ({found.metric} {found.margin:+.4f}): "
         "keep the pretrained model"

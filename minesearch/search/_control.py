@@ -1,4 +1,5 @@
-"""The control (`minesearch.recipe.control_recipe`) trained beside the search, as a child run.
+"""The control (`minesearch.recipe.control_recipe`) trained beside the search, as a child run,
+when the search did not train it itself (the space does not hold it, or a warm start knew it).
 
 It is its own Tune run (one trial, no search) so that it never counts as a proposal of the
 sampler.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minesearch.recipe import TrialConfig, control_recipe
+from minesearch.recipe import Recipe, TrialConfig
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup, run_fixed
@@ -20,6 +21,7 @@ def run_control(
     uri: str,
     parent_run_id: str,
     trial_params: dict[str, Any],
+    control: Recipe,
     view: ViewCallback | None = None,
 ) -> None:
     """Train the control as a child run of the search (role `control`)."""
@@ -27,4 +29,4 @@ def run_control(
     callback = MlflowTrialCallback(
         uri, parent_run_id, trial_params, spec.train.epochs, role="control"
     )
-    run_fixed(setup, f"{name}-control", [TrialConfig(control_recipe(spec))], callback, view=view)
+    run_fixed(setup, f"{name}-control", [TrialConfig(control)], callback, view=view)

@@ -22,6 +22,7 @@ from minesearch.search import _state as state_files
 from minesearch.search._progress import ViewCallback
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
+from minesearch.search._scoring import model_setting
 from minesearch.search._search import Search
 from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
@@ -97,6 +98,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         spec = with_device(spec, ray.cluster_resources())
         at_once = concurrency(spec, ray.cluster_resources(), local)
         setup = TrialSetup(spec=spec, storage_path=storage)
+        setting = model_setting(spec)
         header = Header(
             space=f"{spec.name} ({space_file})" if space_file else spec.name,
             data=describe_data(spec),
@@ -109,7 +111,9 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         )
         if options.resume:
             parent = ParentRun.reopen(tracking_uri, saved.parent_run_id)
-            search = Search(setup, name, tracking_uri, parent, at_once, options.verbose)
+            search = Search(
+                setup, name, tracking_uri, parent, at_once, setting, verbose=options.verbose
+            )
             print(f"resuming {experiment_dir}")
             # the view callback comes back from Tune's saved state, with its own header
             tuner = tune.Tuner.restore(
@@ -119,14 +123,23 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         else:
             parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
             parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
-            search = Search(setup, name, tracking_uri, parent, at_once, options.verbose)
+            search = Search(
+                setup, name, tracking_uri, parent, at_once, setting, verbose=options.verbose
+            )
             if search.directory is not None:  # resume finds local (or NFS) searches
                 state_files.save_state(
                     search.directory, state_files.SearchState(parent.run_id, spec_dict)
                 )
             view = search.view("trials", spec.search.trials, header)
             tuner = new_tuner(
-                setup, search.name, tracking_uri, parent.run_id, at_once, view, options.verbose
+                setup,
+                search.name,
+                tracking_uri,
+                parent.run_id,
+                at_once,
+                view,
+                options.verbose,
+                search.control if spec.search.control else None,
             )
         try:
             score_reference(search)

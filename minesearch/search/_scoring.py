@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import ray
 
 from minesearch.config import SpaceSpec
-from minesearch.config.vocab import HeadName, SplitPart
+from minesearch.config.vocab import HeadName, SplitPart, parse_backbone
 from minesearch.data import open_source
-from minesearch.models import is_pretrained
+from minesearch.models import backbone_name, is_pretrained
+from minesearch.recipe import Setting, setting_of
 from minesearch.results import TrialResult
 from minesearch.train import score_network
 
@@ -37,6 +38,13 @@ class ScoreJob:
 
 def has_test_split(spec: SpaceSpec) -> bool:
     return spec.data.split.test > 0
+
+
+def model_setting(spec: SpaceSpec) -> Setting:
+    """What the search tunes (a text encoder, an image model, vectors, or a network from
+    scratch): it picks the control recipe."""
+    family, _ = parse_backbone(backbone_name(spec, open_source(spec)))
+    return setting_of(family)
 
 
 def has_reference(spec: SpaceSpec) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minesearch.config import SpaceSpec
+from minesearch.recipe import Recipe, Setting, control_recipe
 from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup
 from minesearch.search._view import Header
@@ -21,6 +22,7 @@ class Search:
     tracking_uri: str
     parent: ParentRun
     at_once: int  # trials side by side
+    setting: Setting = "scratch"  # what is tuned: it picks the control (`recipe.control_recipe`)
     verbose: bool = False  # Ray's own output on the terminal (views then print plain lines)
 
     def view(self, title: str, total: int, header: Header | None = None) -> ViewCallback:
@@ -33,6 +35,11 @@ class Search:
     @property
     def spec(self) -> SpaceSpec:
         return self.setup.spec
+
+    @property
+    def control(self) -> Recipe:
+        """The practitioner's recipe for this model, the bar the search is weighed against."""
+        return control_recipe(self.spec, self.setting)
 
     @property
     def directory(self) -> Path | None:

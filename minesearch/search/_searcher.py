@@ -13,6 +13,11 @@ with no training would be a duplicate row in every comparison, and would cost a 
 start. In a finite space the search asks for at most as many trials as it has distinct recipes
 (`distinct_recipes`), and when the sampler keeps repeating itself an unseen recipe is enqueued.
 
+The control first: when the space holds the control recipe (`minesearch.space.locate`), it is
+enqueued as the first proposal, so the search starts from a known-good point and explores around
+it; its trial carries `TrialConfig.control` (the scheduler never stops it, and it is read back as
+the search's control, with no second run beside the search).
+
 Warm start (`search.warm_start`): the trials of earlier searches are told to the sampler before
 its first proposal (enqueued, asked through the space function, so that Optuna records their
 distributions, and told their outcome), and their recipes count as known: never trained again.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -60,6 +66,7 @@ class RecipeSearch(OptunaSearch):
         epochs: int,
         choices: list[dict[str, Any]] | None = None,
         known: Sequence[KnownTrial] = (),
+        control: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +79,7 @@ class RecipeSearch(OptunaSearch):
         self.waiting: dict[str, list[optuna.Trial]] = {}  # recipe key -> repeats to tell
         self.repeats = 0  # proposals answered without training
         self.warmed = self._warm_start(known) if known else 0  # earlier trials told to Optuna
+        self.control_key = self._enqueue_control(control) if control is not None else None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         for _ in range(MAX_REPEATS):
@@ -93,7 +101,21 @@ class RecipeSearch(OptunaSearch):
     def _accept(self, trial_id: str, key: str, config: dict[str, Any]) -> dict[str, Any]:
         self.trainer_of.setdefault(key, trial_id)
         self.key_of[trial_id] = key
+        if key == self.control_key:  # the control recipe: trained in full, read as the control
+            trial = replace(TrialConfig.from_config(config), control=True)
+            config = {**config, **trial.to_config()}
         return {**config, SAMPLER_PARAMS_KEY: dict(self._ot_trials[trial_id].params)}
+
+    def _enqueue_control(self, params: dict[str, Any]) -> str | None:
+        """Have the control (the space's params for it) proposed first; its recipe's key, or
+        None when an earlier search (warm start) already trained it."""
+        space = self._space
+        assert isinstance(space, SearchSpace)  # a grid proposes by index: no control enqueued
+        key = recipe_key(space.recipe(optuna.trial.FixedTrial(params)))  # type: ignore[arg-type]
+        if key in self.trainer_of:
+            return None
+        self.study.enqueue_trial(params)
+        return key
 
     def _warm_start(self, known: Sequence[KnownTrial]) -> int:
         """Tell Optuna the earlier trials; return how many it took. A trial that does not fit this

@@ -49,16 +49,18 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
     """The control, the confirmations, the test split of the chosen trials, then the verdict and
     the parent run's outcome; the search read back from MLflow at the end."""
     params = trial_params(search.spec)
-    if search.spec.search.control:
+    result = read_search(search.tracking_uri, search.parent.run_id)
+    if search.spec.search.control and result.control is None:  # not trained inside the search
         run_control(
             search.setup,
             search.name,
             search.tracking_uri,
             search.parent.run_id,
             params,
+            search.control,
             search.view("control", 1),
         )
-    result = read_search(search.tracking_uri, search.parent.run_id)
+        result = read_search(search.tracking_uri, search.parent.run_id)
     if confirm is not None and result.best is not None:
         top, seeds = confirm
         recipes = top_recipes([t.recipe for t in result.ranked if t.recipe is not None], top)
@@ -104,7 +106,8 @@ def score_test_split(search: Search, result: SearchResult) -> None:
 def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
     """The parent run's params, metrics and tags once the search is done: the best recipe, its
     selected scores, epoch-0 scores and test scores, the control's, the confirmations', and the
-    verdict against the pretrained model; and what the search cost, summed over its runs."""
+    verdict among it, the control and the pretrained model; and what the search cost, summed
+    over its runs."""
     best, control = result.best, result.control
     costs = cost_totals(result)
     if best is None:
@@ -124,7 +127,9 @@ def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dic
     tags = {names.BEST_TAG: best.trial_id}
     if (found := verdict(result)) is not None:
         tags[names.VERDICT_TAG] = found.name
-        metrics[names.VERDICT_MARGIN] = found.margin
+        margins = {names.VERDICT_MARGIN: found.margin}
+        margins[names.VERDICT_CONTROL_MARGIN] = found.control_margin
+        metrics |= {k: v for k, v in margins.items() if math.isfinite(v)}
     return params, metrics, tags
 
 

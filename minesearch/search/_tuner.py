@@ -6,32 +6,34 @@ from __future__ import annotations
 from typing import Any
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from minesearch.config import SpaceSpec
-from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
+from minesearch.config.vocab import EPOCH, TRAINED_PREFIX
+from minesearch.recipe import Recipe
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._progress import ViewCallback
+from minesearch.search._scheduler import SearchASHA
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import REUSE_TRIAL_PROCESSES, TrialSetup, trainable
-from minesearch.space import SearchSpace, build_space, make_search
+from minesearch.space import SearchSpace, build_space, locate, make_search
 from minesearch.tracking import known_trials
 
 
 def tune_metric(spec: SpaceSpec) -> str:
-    """What Tune's scheduler and searcher compare: a trial's selected score so far (its best
-    validation epoch under `select: best_epoch`), the score the search ranks it by."""
-    return f"{SELECTED_PREFIX}{spec.search.metric}"
+    """What Tune's scheduler and searcher compare: a trial's best *trained* epoch so far, which
+    sees a decline that the selected score (floored at epoch 0) hides (`train.Selected`)."""
+    return f"{TRAINED_PREFIX}{spec.search.metric}"
 
 
 def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
     scheduler = spec.search.scheduler
     if scheduler.name == "fifo":
         return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr=EPOCH,
-        metric=tune_metric(spec),
+    return SearchASHA(
+        search_metric=spec.search.metric,
         mode=spec.search.mode,
+        time_attr=EPOCH,
         max_t=spec.train.epochs,
         grace_period=min(scheduler.grace_epochs, spec.train.epochs),
         reduction_factor=scheduler.reduction_factor,
@@ -69,7 +71,9 @@ def new_tuner(
     at_once: int,
     view: ViewCallback,
     verbose: bool = False,
+    control: Recipe | None = None,
 ) -> tune.Tuner:
+    """The search's Tuner; `control`, when the space holds it, is proposed first."""
     spec = setup.spec
     sampler = spec.search.sampler
     recipes = build_space(spec.search.params, spec.search.weight_miners)
@@ -86,6 +90,7 @@ def new_tuner(
         if spec.search.warm_start
         else []
     )
+    first = locate(recipes, control, spec) if control and isinstance(space, SearchSpace) else None
     searcher = RecipeSearch(
         space=space,
         metric=tune_metric(spec),
@@ -94,6 +99,7 @@ def new_tuner(
         epochs=spec.train.epochs,
         choices=choices,
         known=known,
+        control=first,
     )
     if spec.search.warm_start:
         print(

@@ -66,6 +66,7 @@ class SearchSpace:
             weight_decay=_optional(trial, params, "weight_decay"),
             warmup_epochs=_optional(trial, params, "warmup_epochs"),
             head=suggest(trial, "head", params.get("head"), None),
+            optimizer=suggest(trial, "optimizer", params.get("optimizer"), None),
         )
 
 

@@ -95,6 +95,8 @@ class ChildRuns:
             names.ROLE_TAG: self.role,
             names.RECIPE_TAG: json.dumps(recipe.to_dict(), sort_keys=True),
         }
+        if trial.control:  # the control, proposed first inside the search: read back as such
+            tags[names.CONTROL_TAG] = "true"
         if SAMPLER_PARAMS_KEY in config:  # what a later search's warm start tells its sampler
             tags[names.SAMPLER_PARAMS_TAG] = json.dumps(config[SAMPLER_PARAMS_KEY], sort_keys=True)
         run = self.client.create_run(

@@ -133,6 +133,7 @@ def _trial(run: Run) -> TrialResult:
         error=tags.get(names.ERROR_TAG),
         checkpoint=tags.get(names.CHECKPOINT_TAG),
         epochs=int(metrics.get(EPOCH, 0)),
+        is_control=tags.get(names.CONTROL_TAG) == "true",
     )
 
 

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from minesearch.config.vocab import SELECTED_PREFIX
+from minesearch.config.vocab import SELECTED_PREFIX, TRAINED_PREFIX
 from minesearch.tracking import names
 from minesearch.tracking._store import StoreError, existing_store
 
@@ -50,8 +50,13 @@ def known_trials(tracking_uri: str, ref: str, metric: str) -> list[KnownTrial]:
             experiment_ids = [parent.info.experiment_id]
             filters.append(f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{ref}'")
         runs = client.search_runs(experiment_ids, filter_string=" and ".join(filters))
-        key = f"{SELECTED_PREFIX}{metric}"
-        found = [_known(client, run, key) for run in runs]
+        # what the sampler learns from: the trained objective; runs of earlier versions logged
+        # only the selected score
+        keys = (f"{TRAINED_PREFIX}{metric}", f"{SELECTED_PREFIX}{metric}")
+        found = [
+            _known(client, run, next((k for k in keys if k in run.data.metrics), keys[0]))
+            for run in runs
+        ]
     except MlflowException as exc:
         raise StoreError(f"search.warm_start: cannot read {ref!r}: {exc.message}") from None
     return [k for k in found if k is not None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 SEARCH_TAG = "minesearch.search"  # "parent" on a search's parent run
 TRIAL_TAG = "minesearch.trial_id"  # a child run's Tune trial id
 ROLE_TAG = "minesearch.role"  # a child run's role: trial, control or confirm (results.ROLES)
+CONTROL_TAG = "minesearch.control"  # "true" on the searched trial that trained the control recipe
 RECIPE_TAG = "minesearch.recipe"  # a child run's exact recipe, as JSON
 SAMPLER_PARAMS_TAG = "minesearch.sampler_params"  # a searched trial's Optuna params, as JSON
 STORAGE_TAG = "minesearch.storage"  # on the parent: the search's Ray storage path
@@ -19,7 +20,7 @@ STOPPED_TAG = "minesearch.stopped"  # a KILLED child run that the scheduler stop
 ERROR_TAG = "minesearch.error"  # a FAILED child run's reason
 ORPHAN_TAG = "minesearch.orphan"  # a child run deleted on resume, with why
 BEST_TAG = "best.trial_id"  # on the parent, when the search finishes: its best trial
-VERDICT_TAG = "minesearch.verdict"  # on the parent: fine_tuned_better or pretrained_better
+VERDICT_TAG = "minesearch.verdict"  # on the parent: results.VERDICTS (which answer to keep)
 PARENT_VALUE = "parent"  # SEARCH_TAG's value
 
 # --- parameter and metric prefixes on the parent run ---------------------------------------------
@@ -28,7 +29,8 @@ EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training
 CONTROL_PREFIX = "control."  # the control's scores
 CONFIRM_PREFIX = "confirm."  # confirm.<rank>.test.<metric>.mean / .ci95, confirm.<rank>.seeds
 PRETRAINED_PREFIX = "pretrained."  # the pretrained model's scores: <metric>, test.<metric>
-VERDICT_MARGIN = "verdict.margin"  # fine-tuned minus pretrained on the verdict's evidence
+VERDICT_MARGIN = "verdict.margin"  # chosen recipe minus pretrained on the verdict's evidence
+VERDICT_CONTROL_MARGIN = "verdict.control_margin"  # chosen recipe minus the control, likewise
 
 # --- artifacts -----------------------------------------------------------------------------------
 SPEC_ARTIFACT = "resolved_spec.json"  # on the parent: the validated space, every default filled

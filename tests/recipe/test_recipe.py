@@ -56,6 +56,7 @@ def test_to_dict_shape() -> None:
         "weight_decay": None,
         "warmup_epochs": None,
         "head": None,
+        "optimizer": None,
     }
 
 
@@ -67,7 +68,7 @@ def test_defaults() -> None:
 
 def test_from_dict_rejects_unknown_keys() -> None:
     with pytest.raises(TypeError):
-        Recipe.from_dict({"loss": "TripletMarginLoss", "optimizer": "adam"})
+        Recipe.from_dict({"loss": "TripletMarginLoss", "schedule": "cosine"})
 
 
 def test_mlflow_params() -> None:
@@ -131,3 +132,21 @@ def test_build_unknown_name() -> None:
 def test_recipe_is_frozen() -> None:
     with pytest.raises(AttributeError):
         TRIPLET.lr = 1.0  # type: ignore[misc]
+
+
+def test_resolved_fills_what_the_recipe_leaves_to_the_space() -> None:
+    from minesearch.config import parse_spec
+
+    spec = parse_spec(
+        {
+            "name": "t",
+            "model": {"head": "auto"},
+            "train": {"optimizer": "sgd", "weight_decay": 0.05, "warmup_epochs": 0.5},
+        }
+    )
+    plain = Recipe("TripletMarginLoss").resolved(spec)
+    assert (plain.optimizer, plain.weight_decay, plain.warmup_epochs) == ("sgd", 0.05, 0.5)
+    assert plain.head == "linear" and plain.backbone_lr_factor == 1.0  # auto: the identity head
+    own = Recipe("TripletMarginLoss", weight_decay=0.0, head="none", optimizer="adamw")
+    assert own.resolved(spec).weight_decay == 0.0 and own.resolved(spec).head == "none"
+    assert own.resolved(spec).optimizer == "adamw"

@@ -1,4 +1,5 @@
-"""The verdict against the pretrained model, on fixed scores: val, test, confirmations, ties."""
+"""The verdict among the chosen recipe, the control and the pretrained model, on fixed scores:
+val, test, the retrained test estimate, ties, and the control winning."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ MAP = "mean_average_precision_at_r"
 RECIPE = Recipe("ContrastiveLoss", lr=1e-3)
 
 
-def trial(trial_id: str, role: Any = "trial", **metrics: float) -> TrialResult:
+def trial(
+    trial_id: str, role: Any = "trial", recipe: Recipe = RECIPE, **metrics: float
+) -> TrialResult:
     return TrialResult(
-        f"run-{trial_id}", trial_id, trial_id, role, "finished", {}, metrics, recipe=RECIPE
+        f"run-{trial_id}", trial_id, trial_id, role, "finished", {}, metrics, recipe=recipe
     )
 
 
@@ -26,7 +29,7 @@ def selected(val: float, test: float | None = None, epoch: int = 2) -> dict[str,
     return metrics | ({f"test.{MAP}": test} if test is not None else {})
 
 
-def test_no_pretrained_reference_no_verdict() -> None:
+def test_nothing_to_weigh_against_no_verdict() -> None:
     assert verdict(search([trial("a", **selected(0.5))], {})) is None
 
 
@@ -46,8 +49,8 @@ def test_test_split_decides_over_val() -> None:
     assert found is not None and found.name == "pretrained_better" and found.evidence == "test"
     assert abs(found.margin + 0.03) < 1e-12
     assert "no recipe beat the pretrained model on the test split" in summary_line(found)
-    assert found.lines[0] == "val: best 0.5000 vs pretrained 0.4000 (control 0.3000)"
-    assert found.lines[1] == "test: best 0.2500 vs pretrained 0.2800 (control 0.2000)"
+    assert found.lines[0] == "val: chosen 0.5000 · control 0.3000 · pretrained 0.4000"
+    assert found.lines[1] == "test: chosen 0.2500 · control 0.2000 · pretrained 0.2800"
 
 
 def test_a_tie_is_not_an_improvement() -> None:
@@ -64,7 +67,8 @@ def test_confirmations_decide_over_a_single_test_score() -> None:
     found = verdict(result)
     assert found is not None and found.evidence == "confirmation"
     assert found.name == "fine_tuned_better" and abs(found.margin - 0.03) < 1e-9
-    assert found.lines[-1].startswith("test, 2 new seeds: 0.3100 ± ")
+    assert found.lines[-1].startswith("test, retrained: chosen 0.3100 ± ")
+    assert found.lines[-1].endswith("(2 seeds) · pretrained 0.2800")
 
 
 def test_mode_min_flips_the_sign() -> None:
@@ -73,3 +77,72 @@ def test_mode_min_flips_the_sign() -> None:
     )
     found = verdict(result)
     assert found is not None and found.name == "fine_tuned_better" and found.margin > 0
+
+
+CONTROL = Recipe("NTXentLoss", lr=2e-5, head="none")
+
+
+def test_the_control_wins_and_is_named() -> None:
+    """The control beats the chosen recipe and the pretrained model on test: the search says
+    so (and its model is the one kept: minesearch.export)."""
+    result = search(
+        [
+            trial("a", **selected(0.5, test=0.30)),
+            trial("c", "control", CONTROL, **selected(0.45, 0.33)),
+        ],
+        {MAP: 0.4, f"test.{MAP}": 0.28},
+    )
+    found = verdict(result)
+    assert found is not None and found.name == "control_better" and found.evidence == "test"
+    assert abs(found.control_margin + 0.03) < 1e-12 and abs(found.margin - 0.02) < 1e-12
+    assert "the control (the practitioner's recipe) did best on the test split" in summary_line(
+        found
+    )
+
+
+def test_the_control_proposed_inside_the_search_and_chosen() -> None:
+    """The control trained as the search's first trial, and it is the best trial: two
+    candidates, and the answer is the control."""
+    inside = TrialResult(
+        "run-c", "c", "c", "trial", "finished", {}, selected(0.6, 0.35), CONTROL, is_control=True
+    )
+    result = search([inside, trial("a", **selected(0.5, test=0.4))], {MAP: 0.4, f"test.{MAP}": 0.3})
+    assert result.control is inside and result.best is inside
+    found = verdict(result)
+    assert found is not None and found.name == "control_better"
+    assert found.lines[-1] == "test: control 0.3500 · pretrained 0.3000"
+
+
+def test_a_tie_with_the_control_keeps_the_control() -> None:
+    result = search(
+        [
+            trial("a", **selected(0.5, test=0.3)),
+            trial("c", "control", CONTROL, **selected(0.4, 0.3)),
+        ],
+        {},
+    )
+    found = verdict(result)
+    assert found is not None and found.name == "control_better" and found.control_margin == 0
+    assert found.lines[-1] == "test: chosen 0.3000 · control 0.3000"
+
+
+def test_retrained_estimates_of_both_decide() -> None:
+    """The chosen recipe and the control retrained on the same new seeds: their means decide."""
+    estimates = [
+        trial(f"e{i}", "confirm", recipe, **{f"test.{MAP}": v})
+        for i, (recipe, v) in enumerate(
+            [(RECIPE, 0.31), (RECIPE, 0.33), (CONTROL, 0.30), (CONTROL, 0.30)]
+        )
+    ]
+    result = search(
+        [
+            trial("a", **selected(0.5, test=0.25)),
+            trial("c", "control", CONTROL, **selected(0.45, 0.4)),
+            *estimates,
+        ],
+        {MAP: 0.4, f"test.{MAP}": 0.28},
+    )
+    found = verdict(result)
+    assert found is not None and found.evidence == "confirmation"
+    assert found.name == "fine_tuned_better" and abs(found.control_margin - 0.02) < 1e-9
+    assert "beat the control by +0.0200 and the pretrained model by +0.0400" in summary_line(found)

@@ -187,3 +187,52 @@ def test_warm_start_tells_the_sampler_and_never_trains_a_known_recipe() -> None:
         assert config is not None
         proposed.append(recipe_of(config))
     assert not set(proposed) & set(keys) and len(set(proposed)) == 3
+
+
+# --- the control is proposed first -------------------------------------------------------------
+
+
+TEXT = {
+    "loss": ["NTXentLoss", "MultiSimilarityLoss", "TripletMarginLoss"],
+    "miner": ["none", "MultiSimilarityMiner"],
+    "temperature": {"low": 0.03, "high": 0.2, "log": True},
+    "lr": {"low": 1.0e-5, "high": 1.0e-4, "log": True},
+    "backbone_lr_factor": 1.0,
+    "weight_decay": 0.01,
+    "warmup_epochs": 0.3,
+    "head": ["none", "linear"],
+    "optimizer": "adamw",
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_enqueued_control_recipe_is_the_first_proposal(seed: int) -> None:
+    from minesearch.config import parse_spec
+    from minesearch.recipe import control_recipe
+    from minesearch.space import locate
+
+    spec = parse_spec({"name": "t", "train": {"epochs": 3}, "search": {"params": TEXT}})
+    space = build_space(spec.search.params)
+    control = control_recipe(spec, "text")
+    params = locate(space, control, spec)
+    assert params is not None
+    search = RecipeSearch(
+        space=space,
+        metric=METRIC,
+        mode="max",
+        sampler=optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed),
+        epochs=3,
+        control=params,
+    )
+    first = search.suggest("t0")
+    assert first is not None
+    trial = TrialConfig.from_config(first)
+    assert trial.control, "the first proposal is marked as the search's control"
+    recipe = trial.recipe.resolved(spec)
+    assert (
+        recipe.loss == "NTXentLoss" and recipe.head == "none" and recipe.lr == pytest.approx(2e-5)
+    )
+    assert recipe.optimizer == "adamw" and recipe.weight_decay == 0.01
+    search.on_trial_complete("t0", {METRIC: 0.5, "epoch": 3})
+    later = [search.suggest(f"t{i}") for i in range(1, 4)]
+    assert all(c is not None and not TrialConfig.from_config(c).control for c in later)

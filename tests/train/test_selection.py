@@ -58,3 +58,33 @@ def test_a_restarted_worker_continues_the_selection() -> None:
     again.restore(first.to_dict())
     assert not again.update(3, {MAP: 0.55})
     assert again.epoch == 1 and again.scores[MAP] == 0.6
+
+
+def test_the_objective_sees_a_decline_the_selection_hides() -> None:
+    """Selection floors a trial at epoch 0; what the scheduler and sampler compare does not: a
+    trial that only lost ground reads below its start, one that held reads at it."""
+    declined = curve(Selected(MAP, "max", "best_epoch"), [0.30, 0.20, 0.10])
+    held = curve(Selected(MAP, "max", "best_epoch"), [0.30, 0.30, 0.29])
+    assert declined[-1][f"selected.{MAP}"] == held[-1][f"selected.{MAP}"] == 0.30
+    assert declined[-1][f"trained.{MAP}"] == 0.20
+    assert held[-1][f"trained.{MAP}"] == 0.30
+    assert declined[-1][f"start.{MAP}"] == held[-1][f"start.{MAP}"] == 0.30
+    # before any epoch trained the objective is the start (Tune needs it in every report)
+    assert declined[0][f"trained.{MAP}"] == 0.30
+
+
+def test_objective_under_mode_min_and_rule_last() -> None:
+    low = curve(Selected(MAP, "min", "best_epoch"), [0.1, 0.4, 0.3])
+    assert low[-1][f"trained.{MAP}"] == 0.3 and low[-1]["selected_epoch"] == 0
+    last = curve(Selected(MAP, "max", "last"), [0.5, 0.9, 0.1])
+    assert last[-1][f"trained.{MAP}"] == 0.1
+
+
+def test_a_restarted_worker_continues_the_objective() -> None:
+    first = Selected(MAP, "max", "best_epoch")
+    curve(first, [0.3, 0.25, 0.2])
+    again = Selected(MAP, "max", "best_epoch")
+    again.restore(first.to_dict())
+    again.update(3, {MAP: 0.22})
+    assert again.report(3)[f"trained.{MAP}"] == 0.25
+    assert again.report(3)[f"start.{MAP}"] == 0.3
