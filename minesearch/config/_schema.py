@@ -122,6 +122,13 @@ class SchedulerSpec(_Strict):
     reduction_factor: Annotated[float, Field(gt=1)] = 2.0
 
 
+class RerunSpec(_Strict):
+    """Paired re-runs: the top recipes and the control trained again with fresh seeds."""
+
+    top: Annotated[int, Field(ge=0)] = 0  # recipes re-run beside the control (0: none)
+    seeds: Annotated[int, Field(ge=1)] = 2  # fresh seeds each
+
+
 class SearchSpec(_Strict):
     metric: Metric = "mean_average_precision_at_r"
     mode: Mode = "max"
@@ -136,9 +143,19 @@ class SearchSpec(_Strict):
     # Proxy/classification losses only turn a miner's output into sample weights; pairing them with
     # miners is usually a wasted trial, so it is proposed only when asked for.
     weight_miners: bool = False
-    # Train the default recipe (TripletMarginLoss, no miner, PML defaults) with the same budget
-    # beside the search, so that every trial reads against it.
+    # The practitioner's recipe for the model (`recipe.control_recipe`), trained with the same
+    # budget: proposed first when the space holds it, else beside the search; the verdict weighs
+    # the search's answer against it.
     control: bool = True
+    # How noise is beaten (None: the default of the setting, from scratch or pretrained start,
+    # measured by bench/search_efficiency.py). folds: K class-disjoint folds over the non-test
+    # classes, trained in lockstep in each trial (the objective is their mean); rerun: the top m
+    # recipes and the control trained again with R fresh seeds, the choice the best mean among
+    # those a paired test cannot tell from the best; test_seeds: the chosen recipe and the
+    # control retrained with S fresh seeds and scored on the test split (mean, 95% interval).
+    folds: Annotated[int, Field(ge=1, le=20)] | None = None
+    rerun: RerunSpec | None = None
+    test_seeds: Annotated[int, Field(ge=0, le=100)] | None = None
     # Tell the sampler what earlier searches found before it proposes anything: an experiment
     # name (every search in it) or a search's parent run id, read from this search's store.
     # Their recipes are never trained again; their trials stay in their own searches.

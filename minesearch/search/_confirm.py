@@ -1,7 +1,9 @@
-"""`--confirm K,S`: the top K recipes trained again with S new seeds, scored on the test split.
+"""The test estimate: the chosen recipe and the control trained again with S new seeds, scored on
+the test split (`search.test_seeds`; `--confirm K,S` retrains the top K recipes instead).
 
 The seeds are new (not the search's), so a confirmation never replays the run that won the
-selection; `minesearch.results.confirmations` reads the runs back as mean ± 95% CI per recipe.
+selection; `minesearch.results.confirmations` / `estimate_of` read the runs back as mean ± 95%
+CI per recipe, and the verdict weighs the chosen recipe and the control on them.
 """
 
 from __future__ import annotations

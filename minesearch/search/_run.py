@@ -20,6 +20,7 @@ from minesearch.data import load_parts, summarize
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
 from minesearch.search._progress import ViewCallback
+from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
 from minesearch.search._scoring import model_setting
@@ -75,6 +76,8 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     """
     tracking_uri = resolve_tracking_uri(spec.tracking.uri)
     storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
+    setting = model_setting(spec)
+    spec = with_protocol(spec, setting)  # folds, re-runs and test seeds of the setting
     spec_dict = spec.model_dump(mode="json")
     if options.resume:  # checked before Ray starts: nothing to resume is bad input
         experiment_dir = state_files.latest(storage, spec.name)
@@ -98,7 +101,6 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         spec = with_device(spec, ray.cluster_resources())
         at_once = concurrency(spec, ray.cluster_resources(), local)
         setup = TrialSetup(spec=spec, storage_path=storage)
-        setting = model_setting(spec)
         header = Header(
             space=f"{spec.name} ({space_file})" if space_file else spec.name,
             data=describe_data(spec),

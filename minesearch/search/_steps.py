@@ -10,12 +10,15 @@ import math
 from typing import Any
 
 from minesearch.config.vocab import COST_METRICS, SELECTED_EPOCH, TEST_PREFIX
+from minesearch.recipe import Recipe
 from minesearch.results import (
     SHOWN,
     Confirmation,
     SearchResult,
     TrialResult,
     confirmations,
+    estimate_of,
+    recipe_key,
     top_recipes,
     verdict,
 )
@@ -46,8 +49,12 @@ def score_reference(search: Search) -> None:
 
 
 def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
-    """The control, the confirmations, the test split of the chosen trials, then the verdict and
-    the parent run's outcome; the search read back from MLflow at the end."""
+    """The control, the test estimate, the test split of the chosen trials, then the verdict and
+    the parent run's outcome; the search read back from MLflow at the end.
+
+    `confirm` (`--confirm K,S`): the top K recipes (and the control) retrained with S seeds;
+    None: the space's `search.test_seeds` for the chosen recipe and the control, when there is
+    a test split."""
     params = trial_params(search.spec)
     result = read_search(search.tracking_uri, search.parent.run_id)
     if search.spec.search.control and result.control is None:  # not trained inside the search
@@ -61,9 +68,9 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
             search.view("control", 1),
         )
         result = read_search(search.tracking_uri, search.parent.run_id)
-    if confirm is not None and result.best is not None:
-        top, seeds = confirm
-        recipes = top_recipes([t.recipe for t in result.ranked if t.recipe is not None], top)
+    top, seeds = confirm or (1, search.spec.search.test_seeds or 0)
+    if seeds and result.best is not None and (confirm or has_test_split(search.spec)):
+        recipes = estimated_recipes(result, top)
         run_confirm(
             search.setup,
             search.name,
@@ -73,7 +80,7 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
             recipes,
             seeds,
             search.at_once,
-            search.view("confirmations", len(recipes) * seeds),
+            search.view("test estimate", len(recipes) * seeds),
         )
         result = read_search(search.tracking_uri, search.parent.run_id)
     if has_test_split(search.spec):
@@ -82,6 +89,15 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
     outcome_params, metrics, tags = outcome(result)
     search.parent.log_outcome(outcome_params, metrics, tags)
     return read_search(search.tracking_uri, search.parent.run_id)
+
+
+def estimated_recipes(result: SearchResult, top: int) -> list[Recipe]:
+    """What the test estimate retrains: the top recipes, and the control, which the verdict
+    weighs on the same seeds and classes."""
+    recipes = top_recipes([t.recipe for t in result.ranked if t.recipe is not None], top)
+    control = result.control.recipe if result.control is not None else None
+    keys = {recipe_key(r) for r in recipes}
+    return recipes + ([control] if control is not None and recipe_key(control) not in keys else [])
 
 
 def score_test_split(search: Search, result: SearchResult) -> None:
@@ -124,6 +140,8 @@ def outcome(result: SearchResult) -> tuple[dict[str, Any], dict[str, float], dic
         metrics |= {f"{name}.{k}": v for k, v in tested if k.startswith(TEST_PREFIX)}
     for confirmation in confirmations(result):
         metrics |= confirmation_metrics(confirmation, result.metric)
+    if control is not None and control.recipe and (estimate := estimate_of(result, control.recipe)):
+        metrics |= confirmation_metrics(estimate, result.metric, names.CONTROL_ESTIMATE)
     tags = {names.BEST_TAG: best.trial_id}
     if (found := verdict(result)) is not None:
         tags[names.VERDICT_TAG] = found.name
@@ -144,10 +162,13 @@ def cost_totals(result: SearchResult) -> dict[str, float]:
     return totals
 
 
-def confirmation_metrics(confirmation: Confirmation, metric: str) -> dict[str, float]:
-    """confirm.<rank>.test.<metric>.mean / .ci95 and confirm.<rank>.seeds, for the parent run."""
+def confirmation_metrics(
+    confirmation: Confirmation, metric: str, rank: str | None = None
+) -> dict[str, float]:
+    """confirm.<rank>.test.<metric>.mean / .ci95 and confirm.<rank>.seeds, for the parent run
+    (`rank`: another name, e.g. the control's)."""
     mean, half = confirmation.interval(metric)
-    rank = f"{names.CONFIRM_PREFIX}{confirmation.rank}"
+    rank = rank or f"{names.CONFIRM_PREFIX}{confirmation.rank}"
     values = {
         f"{rank}.{TEST_PREFIX}{metric}.mean": mean,
         f"{rank}.{TEST_PREFIX}{metric}.ci95": half,

@@ -28,6 +28,7 @@ BEST_PREFIX = "best."  # the best trial's recipe (params) and scores (metrics)
 EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training
 CONTROL_PREFIX = "control."  # the control's scores
 CONFIRM_PREFIX = "confirm."  # confirm.<rank>.test.<metric>.mean / .ci95, confirm.<rank>.seeds
+CONTROL_ESTIMATE = "confirm.control"  # the control's test estimate, as confirm.<rank>
 PRETRAINED_PREFIX = "pretrained."  # the pretrained model's scores: <metric>, test.<metric>
 VERDICT_MARGIN = "verdict.margin"  # chosen recipe minus pretrained on the verdict's evidence
 VERDICT_CONTROL_MARGIN = "verdict.control_margin"  # chosen recipe minus the control, likewise

@@ -70,6 +70,7 @@ def tiny_search(params: dict[str, Any], trials: int = 2) -> dict[str, Any]:
         "sampler": {"name": "random", "seed": 0},
         "scheduler": {"name": "fifo"},
         "control": False,
+        "test_seeds": 0,  # the selected checkpoints on test; the estimate: tests/search/test_e2e.py
         "params": params,
     }
 
