@@ -17,9 +17,10 @@ from minesearch.recipe import Recipe
 # (raised, or its loss diverged), killed (an interrupted search), running (a search in progress).
 Status = Literal["finished", "pruned", "failed", "killed", "running"]
 STATUSES: tuple[Status, ...] = get_args(Status)
-# Why a child run exists: proposed by the search's sampler, the default recipe trained beside it,
-# or a top recipe re-trained with a new seed (`--confirm`).
-Role = Literal["trial", "control", "confirm"]
+# Why a child run exists: proposed by the search's sampler, the control trained beside it, a top
+# recipe or the control re-trained with a fresh seed on val (paired re-runs: `rerun`), or
+# re-trained with a new seed and scored on test (the test estimate, `--confirm`: `confirm`).
+Role = Literal["trial", "control", "rerun", "confirm"]
 ROLES: tuple[Role, ...] = get_args(Role)
 # The scores a summary shows of a trial (and the parent run records for the best one).
 SHOWN: tuple[Metric, ...] = (
@@ -103,6 +104,8 @@ class SearchResult:
     pretrained: Mapping[str, float] = field(default_factory=dict)
     parent_metrics: Mapping[str, float] = field(default_factory=dict)
     parent_tags: Mapping[str, str] = field(default_factory=dict)
+    # the trial the paired re-runs chose (the best mean over seeds), when they ran
+    chosen_trial_id: str | None = None
 
     def of_role(self, role: Role) -> list[TrialResult]:
         return [t for t in self.trials if t.role == role]
@@ -119,6 +122,12 @@ class SearchResult:
 
     @property
     def best(self) -> TrialResult | None:
+        """The search's answer: the re-runs' choice when they ran, else the top of the ranking."""
+        if self.chosen_trial_id is not None:
+            candidates = [*self.searched, *self.of_role("control")]
+            found = [t for t in candidates if t.trial_id == self.chosen_trial_id]
+            if found:
+                return found[0]
         ranked = self.ranked
         return ranked[0] if ranked else None
 

@@ -24,6 +24,7 @@ from minesearch.results import (
 )
 from minesearch.search._confirm import run_confirm
 from minesearch.search._control import run_control
+from minesearch.search._rerun import Reruns, run_reruns
 from minesearch.search._scoring import ScoreJob, has_reference, has_test_split, score
 from minesearch.search._search import Search
 from minesearch.search._tuner import trial_params
@@ -68,6 +69,9 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
             search.view("control", 1),
         )
         result = read_search(search.tracking_uri, search.parent.run_id)
+    if (reruns := run_reruns(search, params, result)) is not None:
+        search.parent.log_outcome(*rerun_outcome(reruns))
+        result = read_search(search.tracking_uri, search.parent.run_id)
     top, seeds = confirm or (1, search.spec.search.test_seeds or 0)
     if seeds and result.best is not None and (confirm or has_test_split(search.spec)):
         recipes = estimated_recipes(result, top)
@@ -91,10 +95,28 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
     return read_search(search.tracking_uri, search.parent.run_id)
 
 
+def rerun_outcome(reruns: Reruns) -> tuple[dict[str, Any], dict[str, float], dict[str, str]]:
+    """The re-runs on the parent run: each recipe's mean over the units and its p-value against
+    the best (rerun.<i>.*, in the order re-run: the top recipes, then the control), how many
+    are indistinguishable from the best, and the chosen trial."""
+    comparison = reruns.comparison
+    params = {f"{names.RERUN_PREFIX}{i}": r.label() for i, r in enumerate(reruns.recipes)}
+    metrics = {f"{names.RERUN_PREFIX}units": float(comparison.units)}
+    metrics[f"{names.RERUN_PREFIX}indistinguishable"] = float(len(comparison.indistinguishable))
+    for i, (mean, p) in enumerate(zip(comparison.means, comparison.p_values, strict=True)):
+        metrics[f"{names.RERUN_PREFIX}{i}.mean"] = mean
+        if math.isfinite(p):
+            metrics[f"{names.RERUN_PREFIX}{i}.p_worse"] = p
+    return params, metrics, {names.CHOSEN_TAG: reruns.chosen.trial_id}
+
+
 def estimated_recipes(result: SearchResult, top: int) -> list[Recipe]:
-    """What the test estimate retrains: the top recipes, and the control, which the verdict
-    weighs on the same seeds and classes."""
-    recipes = top_recipes([t.recipe for t in result.ranked if t.recipe is not None], top)
+    """What the test estimate retrains: the chosen recipe (and the next of the top recipes, with
+    `--confirm K,S`), and the control, which the verdict weighs on the same seeds and classes."""
+    best = result.best
+    ranked = [t.recipe for t in result.ranked if t.recipe is not None]
+    first = [best.recipe] if best is not None and best.recipe is not None else []
+    recipes = top_recipes(first + ranked, top)
     control = result.control.recipe if result.control is not None else None
     keys = {recipe_key(r) for r in recipes}
     return recipes + ([control] if control is not None and recipe_key(control) not in keys else [])

@@ -58,6 +58,7 @@ def read_search(tracking_uri: str, parent_run_id: str) -> SearchResult:
         },
         parent_metrics=dict(parent.data.metrics),
         parent_tags=dict(parent.data.tags),
+        chosen_trial_id=parent.data.tags.get(names.CHOSEN_TAG),
     )
 
 

@@ -20,6 +20,7 @@ STOPPED_TAG = "minesearch.stopped"  # a KILLED child run that the scheduler stop
 ERROR_TAG = "minesearch.error"  # a FAILED child run's reason
 ORPHAN_TAG = "minesearch.orphan"  # a child run deleted on resume, with why
 BEST_TAG = "best.trial_id"  # on the parent, when the search finishes: its best trial
+CHOSEN_TAG = "rerun.chosen_trial_id"  # on the parent: the trial the paired re-runs chose
 VERDICT_TAG = "minesearch.verdict"  # on the parent: results.VERDICTS (which answer to keep)
 PARENT_VALUE = "parent"  # SEARCH_TAG's value
 
@@ -27,6 +28,7 @@ PARENT_VALUE = "parent"  # SEARCH_TAG's value
 BEST_PREFIX = "best."  # the best trial's recipe (params) and scores (metrics)
 EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training
 CONTROL_PREFIX = "control."  # the control's scores
+RERUN_PREFIX = "rerun."  # rerun.<recipe label>: mean and p-value against the best, per recipe
 CONFIRM_PREFIX = "confirm."  # confirm.<rank>.test.<metric>.mean / .ci95, confirm.<rank>.seeds
 CONTROL_ESTIMATE = "confirm.control"  # the control's test estimate, as confirm.<rank>
 PRETRAINED_PREFIX = "pretrained."  # the pretrained model's scores: <metric>, test.<metric>
