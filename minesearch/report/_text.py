@@ -19,7 +19,7 @@ from minesearch.results import (
     summary_line,
     verdict,
 )
-from minesearch.tracking import open_ui_command, runs_url
+from minesearch.tracking import names, open_ui_command, runs_url
 
 ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
 
@@ -44,6 +44,8 @@ def format_report(report: Report) -> str:
                 f"{name} on the test split (scored once, after selection): "
                 + _scores(test, tuple(f"{TEST_PREFIX}{k}" for k in SHOWN), TEST_PREFIX)
             )
+    if reruns := format_reruns(search):
+        lines += ["", reruns]
     if report.confirmations:
         lines += ["", format_confirmations(report.confirmations, report.metric)]
     if (found := verdict(search)) is not None:
@@ -80,7 +82,7 @@ def format_leaderboard(report: Report) -> str:
         f"ranked by {report.metric} ({report.mode}) at each trial's selected epoch (column "
         "epoch: selected/run); epoch 0: before training"
         + (
-            "\nvs control: score - the control's score (the default recipe)"
+            "\nvs control: score - the control's score (the practitioner's recipe for this model)"
             if report.control
             else ""
         ),
@@ -140,6 +142,29 @@ def _epochs(trial: TrialResult) -> str:
 def _at(trial: TrialResult) -> str:
     selected = trial.selected_epoch
     return "last epoch" if selected is None else f"epoch {selected} of {trial.epochs}"
+
+
+def format_reruns(search: SearchResult) -> str:
+    """The paired re-runs, when they ran: each recipe's mean over the seeds (the search's and the
+    fresh ones), its p-value against the best and whether it is told apart from it."""
+    metrics, tags, prefix = search.parent_metrics, search.parent_tags, names.RERUN_PREFIX
+    units = metrics.get(f"{prefix}units")
+    if units is None:
+        return ""
+    lines = [
+        f"paired re-runs on val: {int(units)} seeds per recipe (the search's and fresh ones), "
+        f"mean {search.metric}; p: one-sided paired t-test against the best mean (Holm, 0.05)"
+    ]
+    i = 0
+    while (label := tags.get(f"{prefix}{i}.recipe")) is not None:
+        mean = metrics.get(f"{prefix}{i}.mean", math.nan)
+        p = metrics.get(f"{prefix}{i}.p_worse")
+        worse = metrics.get(f"{prefix}{i}.worse", 0.0) > 0
+        verdict_of = "worse" if worse else "best mean" if p is None else "indistinguishable"
+        shown = "" if p is None else f"p={p:.3f}"
+        lines.append(f"  {mean:.4f}  {shown:>8}  {verdict_of:<17}  {label}")
+        i += 1
+    return "\n".join(lines)
 
 
 def format_confirmations(confirmations: list[Confirmation], metric: str) -> str:

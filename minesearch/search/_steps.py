@@ -100,14 +100,16 @@ def rerun_outcome(reruns: Reruns) -> tuple[dict[str, Any], dict[str, float], dic
     the best (rerun.<i>.*, in the order re-run: the top recipes, then the control), how many
     are indistinguishable from the best, and the chosen trial."""
     comparison = reruns.comparison
-    params = {f"{names.RERUN_PREFIX}{i}": r.label() for i, r in enumerate(reruns.recipes)}
+    tags = {f"{names.RERUN_PREFIX}{i}.recipe": r.label() for i, r in enumerate(reruns.recipes)}
+    tags[names.CHOSEN_TAG] = reruns.chosen.trial_id
     metrics = {f"{names.RERUN_PREFIX}units": float(comparison.units)}
     metrics[f"{names.RERUN_PREFIX}indistinguishable"] = float(len(comparison.indistinguishable))
     for i, (mean, p) in enumerate(zip(comparison.means, comparison.p_values, strict=True)):
         metrics[f"{names.RERUN_PREFIX}{i}.mean"] = mean
+        metrics[f"{names.RERUN_PREFIX}{i}.worse"] = float(comparison.worse[i])  # after Holm
         if math.isfinite(p):
             metrics[f"{names.RERUN_PREFIX}{i}.p_worse"] = p
-    return params, metrics, {names.CHOSEN_TAG: reruns.chosen.trial_id}
+    return {}, metrics, tags
 
 
 def estimated_recipes(result: SearchResult, top: int) -> list[Recipe]:
