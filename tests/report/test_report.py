@@ -314,3 +314,31 @@ def test_cli_exits_2_without_a_store_and_creates_none(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "no MLflow store at" in result.output
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_paired_reruns_read_as_a_table() -> None:
+    from minesearch.report._text import format_reruns
+    from minesearch.results import SearchResult
+
+    metrics = {
+        "rerun.units": 4.0,
+        "rerun.indistinguishable": 2.0,
+        "rerun.0.mean": 0.73,
+        "rerun.0.worse": 0.0,
+        "rerun.1.mean": 0.71,
+        "rerun.1.worse": 0.0,
+        "rerun.1.p_worse": 0.21,
+        "rerun.2.mean": 0.62,
+        "rerun.2.worse": 1.0,
+        "rerun.2.p_worse": 0.004,
+    }
+    tags = {"rerun.0.recipe": "B", "rerun.1.recipe": "A", "rerun.2.recipe": "TripletMargin m=0.05"}
+    found = SearchResult(
+        "u", "e", "0", "p", "s", "mean_average_precision_at_r", "max", [], {}, metrics, tags
+    )
+    lines = format_reruns(found).splitlines()
+    assert lines[0].startswith("paired re-runs on val: 4 seeds per recipe")
+    assert lines[1].split() == ["0.7300", "best", "mean", "B"]
+    assert lines[2].split() == ["0.7100", "p=0.210", "indistinguishable", "A"]
+    assert lines[3].split()[:3] == ["0.6200", "p=0.004", "worse"]
+    assert format_reruns(SearchResult("u", "e", "0", "p", "s", "m", "max", [], {})) == ""
