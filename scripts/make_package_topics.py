@@ -1,7 +1,7 @@
 """Write search_spaces/data/package_topics.parquet: Debian package descriptions labelled by section.
 
     python scripts/make_package_topics.py                 # from this machine's bookworm index
-    python scripts/make_package_topics.py --source PATH   # another Packages file (.lz4/.gz/.xz/plain)
+    python scripts/make_package_topics.py --source PATH   # a Packages file: .lz4, .gz, .xz, plain
     python scripts/make_package_topics.py --out X         # write elsewhere
 
 Why this set: a realistic text retrieval task that nobody wrote by hand. The text is a package's
@@ -60,7 +60,8 @@ SEED = 20250711
 PER_CLASS = 50
 BOILERPLATE = re.compile(r"transitional|dummy|debug(ging)? symbols", re.IGNORECASE)
 ROLE_SECTIONS = frozenset(
-    {"misc", "oldlibs", "debug", "metapackages", "tasks", "libs", "libdevel", "doc", "introspection"}
+    {"misc", "oldlibs", "debug", "metapackages", "tasks"}  # archive mechanics
+    | {"libs", "libdevel", "doc", "introspection"}  # a part of software of any topic
 )
 META_KEY = b"package_topics"
 
@@ -123,8 +124,10 @@ def make_rows(index: str, seed: int = SEED, per_class: int = PER_CLASS) -> list[
     return rows
 
 
-def write(out: Path, source: Path = SOURCE, seed: int = SEED, per_class: int = PER_CLASS) -> pa.Table:
-    """Write the Parquet file; the same index, seed and code give the same rows in the same order."""
+def write(
+    out: Path, source: Path = SOURCE, seed: int = SEED, per_class: int = PER_CLASS
+) -> pa.Table:
+    """Write the Parquet file; the same index, seed and code give the same rows, same order."""
     index = read_index(source)
     rows = make_rows(index, seed, per_class)
     columns = ("text", "label", "package")

@@ -1,6 +1,6 @@
 """Precomputed sentence embeddings of a labelled text set, as a user with vectors would have them.
 
-    python scripts/make_topic_vectors.py          # text_topics -> search_spaces/data/text_topics_minilm.parquet
+    python scripts/make_topic_vectors.py   # text_topics -> search_spaces/data/text_topics_minilm...
     python scripts/make_topic_vectors.py --input search_spaces/data/package_topics.parquet \
         --out search_spaces/data/package_topics_minilm.parquet
 
