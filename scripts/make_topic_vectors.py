@@ -1,18 +1,23 @@
-"""Precomputed sentence embeddings of the shipped text set, as a user with vectors would have them.
+"""Precomputed sentence embeddings of a labelled text set, as a user with vectors would have them.
 
-    python scripts/make_topic_vectors.py [--out search_spaces/data/text_topics_minilm.parquet]
+    python scripts/make_topic_vectors.py   # text_topics -> search_spaces/data/text_topics_minilm...
+    python scripts/make_topic_vectors.py --input search_spaces/data/package_topics.parquet \
+        --out search_spaces/data/package_topics_minilm.parquet
 
-Embeds `text_topics` (560 sentences, 40 intents; minesearch/assets) with the shipped
+Embeds a text set (default `text_topics`: 560 sentences, 40 intents; minesearch/assets; or any
+Parquet file of a `label` and a `text` column given as `--input`) with the shipped
 all-MiniLM-L6-v2 exactly as sentence-transformers does (mean pooling over the attention mask,
 then L2 normalisation: `minesearch.models.reference_network`), and writes `label` and
-`features` (384 float32 per row) to Parquet. `search_spaces/vectors.yaml` searches on it; any
-other file of the same two columns works the same. Needs the text extra (transformers).
+`features` (384 float32 per row) to Parquet, rows in the input's order. `search_spaces/vectors.yaml`
+searches on the default output; any other file of the same two columns works the same. Needs the
+text extra (transformers).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,14 +31,28 @@ from minesearch.train import embed_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "search_spaces" / "data" / "text_topics_minilm.parquet"
+MAX_LENGTH = 64  # tokens: text_minilm.yaml's model.max_length
 
 
-def main(out: Path) -> None:
+def data_of(source: Path | None) -> dict[str, Any]:
+    """The space's `data` for the shipped text set (None) or a Parquet file of label and text."""
+    if source is None:
+        return {"source": "text_topics"}
+    return {
+        "source": "parquet",
+        "path": str(source.resolve()),
+        "label_column": "label",
+        "input_column": "text",
+        "input_type": "text",
+    }
+
+
+def main(out: Path, source: Path | None = None) -> None:
     spec = parse_spec(
         {
             "name": "vectors",
-            "data": {"source": "text_topics"},
-            "model": {"backbone": "minilm", "max_length": 64},
+            "data": data_of(source),
+            "model": {"backbone": "minilm", "max_length": MAX_LENGTH},
         }
     )
     parts = load_parts(spec)
@@ -53,5 +72,7 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--input", type=Path, help="Parquet of label + text (default text_topics)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    main(parser.parse_args().out)
+    args = parser.parse_args()
+    main(args.out, args.input)

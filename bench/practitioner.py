@@ -1,0 +1,251 @@
+"""Does the search beat a practitioner's hand-written fine-tune? Issue 19's bar, in one command.
+
+Run (niced: a MiniLM fine-tune and a whole search, tens of minutes on 2 cores):
+    nice -n 10 python bench/practitioner.py                        # search_spaces/text_minilm.yaml
+    nice -n 10 python bench/practitioner.py --space S.yaml --arms plain
+
+Arm `plain`: the fine-tune a practitioner writes for a sentence encoder, in about 60 readable lines
+(`plain_finetune`): the shipped all-MiniLM-L6-v2 loaded with transformers, mean pooling over the
+attention mask and L2 normalisation (exactly minesearch's `minilm` backbone with no head, so epoch 0
+scores what the search's pretrained reference scores: tests/test_bench_practitioner.py checks it),
+no head, PML's NTXentLoss (temperature 0.07), AdamW at 2e-5 on every parameter with weight decay
+0.01, the lr warmed up linearly over the first 10% of the steps (then constant, as minesearch's
+warm-up), 3 epochs. It trains on the space's data, class split, max_length and class-balanced
+batches (`minesearch.train.ClassBalancedBatches`, the space's classes x per_class and seed), and
+scores val and test MAP@R after every epoch. Its wall time covers loading, training and scoring.
+
+Arm `search`: `minesearch run SPACE` in a fresh process, with its own MLflow store and Ray storage
+in a temp dir; its wall time, then the chosen trial's, the control's and the pretrained model's
+test MAP@R read back from MLflow (`minesearch.tracking.read_search`).
+
+The verdict issue 19 asks for: search test MAP@R minus the plain fine-tune's (its epoch 3, the
+model a practitioner keeps), and wall(search) / wall(plain) (target: > 0 at <= 4x, on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from pytorch_metric_learning.losses import NTXentLoss
+from transformers import AutoModel, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minesearch
+
+from minesearch.config import SpaceSpec, load_spec
+from minesearch.config.vocab import TEST_PREFIX
+from minesearch.data import load_parts
+from minesearch.models import minilm_path
+from minesearch.train import ClassBalancedBatches, retrieval_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "search_spaces" / "text_minilm.yaml"
+MAP = "mean_average_precision_at_r"
+ARMS = ("plain", "search")
+
+
+# --- arm 1: the plain fine-tune ---------------------------------------------------------------
+
+
+def plain_finetune(spec: SpaceSpec, epochs: int = 3, log: Any = print) -> dict[str, Any]:
+    """The hand-written fine-tune; {"epochs": [{epoch, val, test, ...}], "wall_s"}."""
+    if spec.model.backbone != "minilm":
+        name = spec.model.backbone
+        raise SystemExit(f"model.backbone: the plain arm fine-tunes minilm, not {name!r}")
+    started = time.perf_counter()
+    torch.manual_seed(spec.train.seed)
+    parts = load_parts(spec)  # the space's data and class split
+    texts = parts.source.take(np.arange(len(parts.source)))
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(minilm_path()), local_files_only=True)
+
+    def embed(rows: np.ndarray) -> torch.Tensor:
+        """Mean of the real tokens' states, L2-normalised (all-MiniLM-L6-v2's own pooling)."""
+        batch = tokenizer(
+            [texts[i] for i in rows],
+            padding="longest",
+            truncation=True,
+            max_length=spec.model.max_length,
+            return_tensors="pt",
+        )
+        mask = batch["attention_mask"]  # [B, T]
+        states = encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(states.dtype)  # [B, T, 1]
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # [B, H]
+        return F.normalize(pooled, dim=-1)
+
+    @torch.no_grad()
+    def score(part: Any) -> dict[str, float]:
+        encoder.eval()
+        rows = parts.rows(part)
+        emb = torch.cat([embed(rows[i : i + 256]) for i in range(0, len(rows), 256)])
+        return retrieval_scores(emb, parts.labels(part)).as_metrics()
+
+    train_rows, train_labels = parts.rows("train"), parts.labels("train")
+    batch, seed = spec.train.batch, spec.train.seed
+    batches = ClassBalancedBatches(train_labels, batch.classes, batch.per_class, seed=seed)
+    loss_fn = NTXentLoss()  # temperature 0.07
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=2e-5, weight_decay=0.01)
+    warmup = max(1, round(0.1 * epochs * len(batches)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+
+    def record(epoch: int, train_s: float, losses: list[float]) -> dict[str, Any]:
+        val, test = score("val"), score("test")
+        row = {"epoch": epoch, "train_s": train_s, "val": val[MAP], "test": test[MAP]}
+        row |= {"val_p1": val["precision_at_1"], "test_p1": test["precision_at_1"]}
+        row["loss"] = float(np.mean(losses)) if losses else math.nan
+        log(f"  plain epoch {epoch}: val {row['val']:.4f}  test {row['test']:.4f}  "
+            f"loss {row['loss']:.4f}  train {train_s:.0f} s")  # fmt: skip
+        return row
+
+    rows = [record(0, 0.0, [])]
+    for epoch in range(1, epochs + 1):
+        tick, losses = time.perf_counter(), []
+        batches.set_epoch(epoch)
+        encoder.train()
+        for idx in batches:
+            loss = loss_fn(embed(train_rows[idx]), torch.from_numpy(train_labels[idx]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        rows.append(record(epoch, time.perf_counter() - tick, losses))
+    return {"epochs": rows, "wall_s": time.perf_counter() - started, "steps": len(batches)}
+
+
+# --- arm 2: the search ------------------------------------------------------------------------
+
+
+def run_search(space: Path, work: Path, log: Any = print) -> dict[str, Any]:
+    """`minesearch run` on a copy of SPACE whose store is in `work`; what it chose, read back."""
+    copy, uri = isolated_space(space, work)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "MINESEARCH_CACHE_DIR": str(work / "cache"),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "minesearch", "run", str(copy)]
+    command += ["--storage-path", str(work / "ray")]
+    log(f"  search: {' '.join(command)}")
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    (work / "search.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"minesearch run failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return {"wall_s": wall, **read_back(uri)}
+
+
+def isolated_space(space: Path, work: Path) -> tuple[Path, str]:
+    """SPACE as written, but its paths absolute and its MLflow store a SQLite file in `work`."""
+    raw = yaml.safe_load(space.read_text())
+    spec = load_spec(space)  # resolves the file's relative paths
+    for key in ("path", "cache_dir"):
+        if getattr(spec.data, key) is not None:
+            raw["data"][key] = getattr(spec.data, key)
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    raw["tracking"] = {**(raw.get("tracking") or {}), "uri": uri}
+    raw.pop("storage_path", None)
+    copy = work / space.name
+    copy.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return copy, uri
+
+
+def read_back(uri: str) -> dict[str, Any]:
+    from minesearch.tracking import find_search, read_search
+
+    search = read_search(uri, find_search(uri, None, None))
+    test = f"{TEST_PREFIX}{search.metric}"
+    best, control = search.best, search.control
+    return {
+        "trials": len(search.searched),
+        "chosen": best.label if best else None,
+        "chosen_epoch": best.selected_epoch if best else None,
+        "chosen_val": best.score(search.metric) if best else None,
+        "chosen_test": best.metrics.get(test) if best else None,
+        "control_val": control.score(search.metric) if control else None,
+        "control_test": control.metrics.get(test) if control else None,
+        "pretrained_val": search.pretrained.get(search.metric),
+        "pretrained_test": search.pretrained.get(test),
+    }
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _f(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | None) -> str:
+    lines = [f"practitioner bench on {space}"]
+    if plain is not None:
+        rows = plain["epochs"]
+        best = max(rows, key=lambda r: (r["val"], -r["epoch"]))
+        lines.append(f"plain fine-tune: {plain['wall_s']:.0f} s wall, {plain['steps']} steps/epoch")
+        lines += [
+            f"  epoch {r['epoch']}: val {r['val']:.4f}  test {r['test']:.4f}  "
+            f"(P@1 {r['test_p1']:.4f})  train {r['train_s']:.0f} s"
+            for r in rows
+        ]
+        lines.append(f"  best-val epoch {best['epoch']}: test {best['test']:.4f}")
+    if search is not None:
+        lines += [
+            f"search: {search['wall_s']:.0f} s wall, {search['trials']} trials",
+            f"  chosen     {search['chosen']} (epoch {search['chosen_epoch']}): "
+            f"val {_f(search['chosen_val'])}  test {_f(search['chosen_test'])}",
+            f"  control    val {_f(search['control_val'])}  test {_f(search['control_test'])}",
+            f"  pretrained val {_f(search['pretrained_val'])}  "
+            f"test {_f(search['pretrained_test'])}",
+        ]
+    if plain is not None and search is not None and search["chosen_test"] is not None:
+        last = plain["epochs"][-1]
+        gap = search["chosen_test"] - last["test"]
+        ratio = search["wall_s"] / plain["wall_s"]
+        ok = "met" if gap > 0 and ratio <= 4 else "NOT met"
+        lines += [
+            f"search test MAP@R - plain's (epoch {last['epoch']}): {gap:+.4f}",
+            f"wall(search) / wall(plain): {ratio:.2f}x",
+            f"issue 19's target (search beats plain on test, wall <= 4x): {ok}",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--space", type=Path, default=SPACE)
+    parser.add_argument("--arms", default=",".join(ARMS), help="plain,search or one of them")
+    parser.add_argument("--epochs", type=int, default=3, help="the plain fine-tune's")
+    parser.add_argument("--json", type=Path, help="also write both arms' numbers here")
+    args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if unknown := sorted(set(arms) - set(ARMS)):
+        parser.error(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
+    space = args.space.resolve()
+    plain = search = None
+    if "plain" in arms:
+        plain = plain_finetune(load_spec(space), args.epochs)
+    if "search" in arms:
+        with tempfile.TemporaryDirectory(prefix="practitioner_") as tmp:
+            search = run_search(space, Path(tmp))
+    print(report(space, plain, search))
+    if args.json:
+        args.json.write_text(json.dumps({"space": str(space), "plain": plain, "search": search}))
+
+
+if __name__ == "__main__":
+    main()

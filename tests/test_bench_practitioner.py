@@ -1,0 +1,82 @@
+"""bench/practitioner.py's plain arm still runs against the current code, and starts where
+minesearch's pretrained reference is: the same pooling and normalisation, so the same scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from test_bench import load_bench
+
+from minesearch.config import parse_spec
+from minesearch.data import load_parts
+from minesearch.models import reference_network
+from minesearch.train import embed_rows, retrieval_scores
+
+pytest.importorskip("transformers")
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "search_spaces" / "data" / "package_topics.parquet"
+MAP = "mean_average_precision_at_r"
+
+
+def tiny_space(tmp_path: Path) -> dict[str, object]:
+    """Six sections of package_topics, six texts each: two classes per part."""
+    table = pq.read_table(DATA).to_pandas()
+    labels = sorted(table.label.unique())[:6]
+    tiny = table[table.label.isin(labels)].groupby("label").head(6)
+    path = tmp_path / "tiny.parquet"
+    pq.write_table(pa.Table.from_pandas(tiny, preserve_index=False), path)
+    return {
+        "name": "tiny-text",
+        "data": {
+            "source": "parquet",
+            "path": str(path),
+            "label_column": "label",
+            "input_column": "text",
+            "input_type": "text",
+            "split": {"val": 0.34, "test": 0.34, "seed": 0},
+            "cache_dir": str(tmp_path / "cache"),
+        },
+        "model": {"backbone": "minilm", "head": "none", "max_length": 8},
+        "train": {"epochs": 1, "batch": {"classes": 2, "per_class": 3}},
+    }
+
+
+def test_plain_arm_starts_at_the_pretrained_reference_and_trains(tmp_path: Path) -> None:
+    spec = parse_spec(tiny_space(tmp_path))
+    out = load_bench("practitioner").plain_finetune(spec, epochs=1, log=lambda _: None)
+    epochs = out["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    parts = load_parts(spec)
+    network = reference_network(spec, parts.source)
+    for part in ("val", "test"):
+        rows = parts.rows(part)
+        emb = embed_rows(network.model, network.preprocess, parts.source, rows, torch.device("cpu"))
+        expected = retrieval_scores(emb, parts.labels(part)).as_metrics()[MAP]
+        assert epochs[0][part] == pytest.approx(expected, abs=1e-9)
+    assert np.isfinite(epochs[1]["loss"]) and epochs[1]["loss"] > 0
+    assert out["steps"] == 2 and out["wall_s"] > 0  # 12 train texts / (2 classes x 3)
+
+
+def test_plain_arm_refuses_another_backbone(tmp_path: Path) -> None:
+    raw = tiny_space(tmp_path)
+    raw["model"] = {"backbone": "hf:/nowhere"}
+    spec = parse_spec(raw)
+    with pytest.raises(SystemExit, match=r"model\.backbone"):
+        load_bench("practitioner").plain_finetune(spec, epochs=1)
+
+
+def test_the_report_states_the_gap_and_the_wall_ratio() -> None:
+    bench = load_bench("practitioner")
+    row = {"val": 0.5, "test": 0.4, "val_p1": 0.6, "test_p1": 0.5, "train_s": 1.0, "loss": 1.0}
+    plain = {"wall_s": 100.0, "steps": 3, "epochs": [{**row, "epoch": 0}, {**row, "epoch": 1}]}
+    search = {"wall_s": 500.0, "trials": 6, "chosen": "NTXent", "chosen_epoch": 2}
+    search |= {"chosen_val": 0.55, "chosen_test": 0.45, "control_val": None}
+    search |= {"control_test": None, "pretrained_val": 0.5, "pretrained_test": 0.4}
+    text = bench.report(Path("s.yaml"), plain, search)
+    assert "search test MAP@R - plain's (epoch 1): +0.0500" in text
+    assert "wall(search) / wall(plain): 5.00x" in text and "NOT met" in text
