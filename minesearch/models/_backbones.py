@@ -23,8 +23,7 @@ from local directories or from caches already filled, else a `BackboneError` say
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,6 +38,7 @@ from minesearch.config.vocab import (
     parse_backbone,
 )
 from minesearch.models._backbone import Backbone, BackboneError, require
+from minesearch.models._hf_hub import hub_offline
 from minesearch.models._trunks import conv_trunk, mlp_trunk
 
 _Builder = Callable[[str, str, InputKind, "tuple[int, ...] | None", int, int], Backbone]
@@ -133,7 +133,7 @@ def _build_timm(
     from minesearch.data.preprocess import ImagePreprocess
 
     try:
-        with _hub_offline():
+        with hub_offline():
             model = timm.create_model(ref, pretrained=True, num_classes=0)
     except Exception as err:  # unknown name, or weights not in the cache: timm raises many types
         raise BackboneError(
@@ -220,22 +220,6 @@ def _drop_classifier(model: nn.Module) -> int:
     parent_name, _, child_name = qualified.rpartition(".")
     setattr(model.get_submodule(parent_name), child_name, nn.Identity())
     return int(linear.in_features)
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Make huggingface_hub refuse network for the duration (cached files still load).
-
-    timm has no ``local_files_only``; huggingface_hub reads this flag on every request.
-    """
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = saved
 
 
 _BUILDERS: dict[BackboneFamily, _Builder] = {
