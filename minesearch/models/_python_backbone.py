@@ -11,7 +11,8 @@ normalisation. Text is refused (`config.vocab.BACKBONE_KINDS`): tokens belong to
 tokenizer, and ``hf:<dir>`` takes any Hugging Face encoder.
 
 ``train_last_blocks`` counts the module's children that hold parameters, in order (a Sequential
-or ModuleList child counts as its children: `stage_blocks`). The module is pretrained only when
+or ModuleList child counts as its children; parameters of the module itself are one block, first:
+`stage_blocks`). The module is pretrained only when
 the factory says so; a search is then judged against its output (the pretrained reference).
 The factory runs in every process that builds the network (`minesearch validate` and the driver
 once each, every Ray Train worker, the scoring tasks, `minesearch export`), after
@@ -22,11 +23,12 @@ Where the code is found:
 - a file (``.py``): loaded from its path, which loading the space made absolute against the space
   file's directory; on one machine, or a filesystem every node shares;
 - a module: imported from the Python path, as an installed package is, else from the current
-  directory. A local Ray (2.60) puts the directory that ``ray.init`` ran in on every worker's path,
-  so a module in the directory `minesearch run` starts in is found by the driver and the workers
-  alike. On a cluster, ``ray job submit --working-dir . -- minesearch run space.yaml`` makes the
-  uploaded directory the import root of the driver and of every worker; a ``runtime_env`` with
-  ``py_modules`` ships a package without it.
+  directory. A local Ray (2.60) starts its workers in the directory ``ray.init`` ran in and puts
+  it first on their path (tests/search/test_python_backbone_e2e.py), so a module in the directory
+  `minesearch run` starts in is found by the driver and the workers alike. On a cluster,
+  ``ray job submit --working-dir . -- minesearch run space.yaml`` makes the uploaded directory
+  the import root of the driver and of every worker; a ``runtime_env`` with ``py_modules`` ships
+  a package without it.
 """
 
 from __future__ import annotations
@@ -154,9 +156,9 @@ def _load_file(name: str, path: Path) -> ModuleType:
 def _import(name: str, target: str) -> ModuleType:
     """Import `target` from the Python path, else from the current directory.
 
-    The current directory goes at the *end* of ``sys.path`` and stays there: that is where a
-    local Ray puts the driver's directory in its workers, so the driver finds what they find,
-    and a file there never shadows an installed package.
+    A local Ray's workers have the driver's directory on their path; the `minesearch` script does
+    not, so it is added here, for good (the module may import more later), and last, so that a
+    file there never shadows a package the driver already uses.
     """
     try:
         return _import_or_none(name, target) or _import_from_cwd(name, target)
