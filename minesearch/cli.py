@@ -1,8 +1,9 @@
 """The `minesearch` command: thin over the library, each command importing only what it uses.
 
-`validate` and `catalog` load neither Ray nor MLflow nor torch; `run` loads the search driver,
-`report` the report, `export` and `embed` torch. Bad input exits with code 2 and a message naming
-the field and the allowed values, no traceback.
+`validate` and `catalog` load neither Ray nor MLflow nor torch (validate loads torch only to call a
+`python:` backbone's factory); `run` loads the search driver, `report` the report, `export` and
+`embed` torch. Bad input exits with code 2 and a message naming the field and the allowed values,
+no traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from minesearch.config.vocab import INPUT_TYPES, SELECTED_PREFIX
+from minesearch.config.vocab import INPUT_TYPES, SELECTED_PREFIX, runs_user_code
 
 if TYPE_CHECKING:
     from minesearch.config import SpaceSpec
@@ -48,6 +49,11 @@ def validated(path: str | Path) -> SpaceSpec:
     spec = load_spec(path)
     if problems := data_errors(spec):
         raise SpecError(str(path), problems)
+    if runs_user_code(spec.model.backbone):  # its factory is called once, here (needs torch)
+        from minesearch.models import network_errors
+
+        if problems := network_errors(spec):
+            raise SpecError(str(path), problems)
     return spec
 
 

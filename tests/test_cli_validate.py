@@ -348,3 +348,64 @@ def test_validate_image_folder_with_an_unreadable_image(tmp_path: Path) -> None:
     }
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert_bad_input(result, "data.path:", "broken.png")
+
+
+# --- python: backbones: the factory is imported and called once, here -------------------------
+
+FACTORY = """
+from torch import nn
+
+def good(inputs):
+    return nn.Flatten(), 64
+
+def raises(inputs):
+    raise RuntimeError("checkpoint missing")
+
+def wrong_return(inputs):
+    return nn.Flatten()
+
+def wrong_width(inputs):
+    return nn.Flatten(), 10
+"""
+
+
+def python_space(tmp_path: Path, backbone: str) -> Path:
+    (tmp_path / "nets.py").write_text(FACTORY)
+    raw = quickstart()
+    raw["model"] = {"backbone": backbone, "embedding_dim": 16}
+    return write(tmp_path / "space.yaml", raw)
+
+
+def test_validate_calls_a_python_factory_next_to_the_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space = python_space(tmp_path, "python:nets.py:good")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the file is found next to the space, not in the cwd
+    result = invoke("validate", str(space))
+    assert result.exit_code == 0, result.output
+
+
+PYTHON_BACKBONES = {
+    "no-module": ("python:not_here:good", "no module named 'not_here'", "sys.path: ["),
+    "no-file": ("python:other.py:good", "no such file", "other.py"),
+    "no-function": ("python:nets.py:gone", "has no function 'gone'", "its functions: good"),
+    "raises": ("python:nets.py:raises", "raised RuntimeError: checkpoint missing", "raises("),
+    "wrong-return": ("python:nets.py:wrong_return", "must return (module, out_dim)", "Flatten"),
+    "wrong-width": ("python:nets.py:wrong_width", "returned [2, 64]", "said out_dim 10"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(PYTHON_BACKBONES))
+def test_validate_a_bad_python_backbone_exits_2(tmp_path: Path, case: str) -> None:
+    backbone, *expected = PYTHON_BACKBONES[case]
+    result = invoke("validate", str(python_space(tmp_path, backbone)))
+    assert_bad_input(result, "model.backbone", *expected)
+
+
+@pytest.mark.usefixtures("no_search")
+def test_run_a_bad_python_backbone_exits_2_before_ray(tmp_path: Path) -> None:
+    result = invoke("run", str(python_space(tmp_path, "python:nets.py:raises")))
+    assert_bad_input(result, "model.backbone", "checkpoint missing")
+    assert not ray.is_initialized()

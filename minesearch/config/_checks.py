@@ -109,7 +109,7 @@ def trainable_errors(spec: SpaceSpec, backbone: str) -> list[str]:
     if backbone == "identity" and "none" in heads:
         return [
             "model.head: 'none' on vectors used as they are (backbone identity) leaves nothing "
-            "to train; use residual (the default: starts at the vectors), linear or mlp"
+            "to train; use linear (the default: starts at the vectors), residual or mlp"
         ]
     return []
 
@@ -152,8 +152,17 @@ def backbone_errors(spec: SpaceSpec, kind: InputKind | None = None) -> list[str]
         return [f"model.backbone: {exc}"]
     kinds = BACKBONE_KINDS[family]
     if kind is not None and kind not in kinds:
+        hint = _TEXT_HINT if family == "python" and kind == "text" else ""
         return [
             f"model.backbone: {name!r} reads {', '.join(kinds)} inputs, but data "
-            f"(source {spec.data.source!r}) gives {kind}"
+            f"(source {spec.data.source!r}) gives {kind}{hint}"
         ]
     return []
+
+
+# Why a python: backbone takes no text: a model's tokens come from its own tokenizer.
+_TEXT_HINT = (
+    "; a python: backbone is given tensors, and text becomes tensors only through its model's "
+    "own tokenizer: use hf:<dir-or-name> (any Hugging Face encoder, mean-pooled) or "
+    "sentence-transformers:<dir-or-name>"
+)

@@ -2,7 +2,8 @@
 
 `minesearch run search_spaces/x.yaml` from the repository and `minesearch run x.yaml` from
 search_spaces/ must read the same data and write the same store: relative `data.path`,
-`data.cache_dir`, `storage_path` and a relative SQLite `tracking.uri` are made absolute against
+`data.cache_dir`, `storage_path`, a relative SQLite `tracking.uri` and the file of a
+`python:<file.py>:<function>` backbone are made absolute against
 the space file's directory when the file is loaded (URIs such as s3:// stay as given). The
 resolved spec then carries absolute paths to every process (Ray changes the working directory),
 and a missing path is reported as the absolute path that was tried.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 from typing import Any
+
+from minesearch.config.vocab import python_target
 
 SQLITE = "sqlite:///"
 
@@ -32,6 +35,11 @@ def with_paths_resolved(raw: Any, base: Path) -> Any:
     tracking = raw.get("tracking")
     if isinstance(tracking, dict) and isinstance(uri := tracking.get("uri"), str):
         tracking["uri"] = _uri(uri, base)
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(backbone := model.get("backbone"), str):
+        target = python_target(backbone)
+        if target is not None and target[0].endswith(".py"):
+            model["backbone"] = f"python:{_path(target[0], base)}:{target[1]}"
     return raw
 
 

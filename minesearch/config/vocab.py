@@ -7,6 +7,7 @@ belong to `minesearch.tracking.names`, trial statuses and roles to `minesearch.r
 
 from __future__ import annotations
 
+import re
 from typing import Literal, get_args
 
 # --- data ----------------------------------------------------------------------------------------
@@ -37,7 +38,15 @@ SPLIT_PARTS: tuple[SplitPart, ...] = get_args(SplitPart)
 
 # --- model ---------------------------------------------------------------------------------------
 BackboneFamily = Literal[
-    "identity", "mlp", "convnet", "timm", "torchvision", "hf", "sentence-transformers", "minilm"
+    "identity",
+    "mlp",
+    "convnet",
+    "timm",
+    "torchvision",
+    "hf",
+    "sentence-transformers",
+    "minilm",
+    "python",
 ]
 BACKBONE_FAMILIES: tuple[BackboneFamily, ...] = get_args(BackboneFamily)
 BACKBONE_FORMS: tuple[str, ...] = (  # what a space file may write, for messages and docs
@@ -49,6 +58,7 @@ BACKBONE_FORMS: tuple[str, ...] = (  # what a space file may write, for messages
     "torchvision:<name>",
     "hf:<path-or-name>",
     "sentence-transformers:<path-or-name>",
+    "python:<module-or-file.py>:<function>",
 )
 BACKBONE_KINDS: dict[BackboneFamily, tuple[InputKind, ...]] = {
     "identity": ("tensor",),  # precomputed vectors as they are: the pretrained embedding itself
@@ -59,9 +69,13 @@ BACKBONE_KINDS: dict[BackboneFamily, tuple[InputKind, ...]] = {
     "hf": ("text",),
     "sentence-transformers": ("text",),
     "minilm": ("text",),
+    # the user's own nn.Module, given tensors or decoded images; text is refused, since tokens
+    # belong to a model's own tokenizer (hf:<dir> takes any Hugging Face encoder)
+    "python": ("tensor", "image"),
 }
 # Families whose output already is an embedding worth keeping: a search with one of them is judged
-# against that embedding (the pretrained reference), and its default head starts there.
+# against that embedding (the pretrained reference), and its default head starts there. A python:
+# backbone is pretrained when its factory says so (`minesearch.models.PythonBackbone`).
 PRETRAINED_FAMILIES: tuple[BackboneFamily, ...] = (
     "identity",
     "timm",
@@ -135,6 +149,13 @@ def parse_backbone(name: str) -> tuple[BackboneFamily, str]:
     if name in MINILM_ALIASES:
         return "minilm", ""
     family, sep, ref = name.partition(":")
+    if family == "python" and python_target(name) is None:
+        raise BackboneNameError(
+            f"malformed python: model.backbone {name!r}; write python:<module>:<function> (a "
+            "module on the Python path, e.g. python:my_models.nets:build) or "
+            "python:<file.py>:<function> (a file, relative to the space file, e.g. "
+            "python:my_net.py:build)"
+        )
     bare = ("identity", "mlp", "convnet")
     for known in BACKBONE_FAMILIES:
         if known in bare and name == known:
@@ -145,3 +166,22 @@ def parse_backbone(name: str) -> tuple[BackboneFamily, str]:
     raise BackboneNameError(
         f"unknown model.backbone {name!r}{hint}; valid forms: {', '.join(BACKBONE_FORMS)}"
     )
+
+
+# python:<dotted.module>:<function> or python:<path/to/file.py>:<function>
+_PYTHON_BACKBONE = re.compile(
+    r"python:(?P<target>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|[^:]+\.py):(?P<function>[A-Za-z_]\w*)"
+)
+
+
+def python_target(name: str) -> tuple[str, str] | None:
+    """`python:<module-or-file.py>:<function>` -> (module or file, function); None when `name` is
+    not of that form. A target ending in ``.py`` is a file, anything else a dotted module."""
+    found = _PYTHON_BACKBONE.fullmatch(name)
+    return None if found is None else (found["target"], found["function"])
+
+
+def runs_user_code(backbone: str) -> bool:
+    """Whether building `backbone` calls the user's own code (a python: factory), which only
+    building it can check: `minesearch validate` then builds the network once."""
+    return python_target(backbone) is not None

@@ -3,7 +3,9 @@
 `build_network(spec, source)` is the one way a trial's network is made (training, scoring and
 export all use it, so a checkpoint's weights always fit). Backbones: minesearch's own `mlp` and
 `convnet`, pretrained `timm:`/`torchvision:` image models and Hugging Face text encoders (`hf:`,
-`sentence-transformers:`, `minilm`), loaded from local files only.
+`sentence-transformers:`, `minilm`), loaded from local files only; and the user's own module from
+a factory (`python:`: `BackboneInputs` in, `PythonBackbone` out), which `network_errors` checks
+on a sample batch for `minesearch validate`.
 
 Runs in the Ray Train workers, the driver's scoring tasks and `minesearch export`. Imports torch,
 `config` and `data`; transformers, timm and torchvision only when such a backbone is built.
@@ -20,6 +22,8 @@ from minesearch.models._network import (
     reference_network,
     resolve_head,
 )
+from minesearch.models._probe import network_errors
+from minesearch.models._python_backbone import BackboneInputs, PythonBackbone
 from minesearch.models._text import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
 from minesearch.models._trunks import conv_trunk, mlp_trunk
 
@@ -27,9 +31,11 @@ __all__ = [
     "MINILM_PACKAGE",
     "Backbone",
     "BackboneError",
+    "BackboneInputs",
     "EmbeddingNet",
     "MeanPooledEncoder",
     "Network",
+    "PythonBackbone",
     "Residual",
     "backbone_name",
     "build_backbone",
@@ -40,6 +46,7 @@ __all__ = [
     "make_head",
     "minilm_path",
     "mlp_trunk",
+    "network_errors",
     "reference_network",
     "resolve_head",
 ]

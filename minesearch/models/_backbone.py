@@ -46,3 +46,22 @@ def require(module: str, name: str, install: str) -> ModuleType:
         raise BackboneError(
             f"model.backbone {name!r} needs the {module} package, which is not installed: {install}"
         ) from err
+
+
+def stage_blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's children that own parameters, with Sequential/ModuleList children split once.
+
+    One level of splitting turns ResNet's layer1..4 into residual blocks, a ViT's ``blocks`` into
+    transformer blocks and torchvision's ``features`` into stages, so "the last N blocks" means
+    late layers rather than "almost everything". Parameters owned by the model itself (a ViT's
+    class token and position embedding) come first, as a ParameterList.
+    """
+    blocks: list[nn.Module] = []
+    own = list(model.parameters(recurse=False))
+    if own:
+        blocks.append(nn.ParameterList(own))
+    for child in model.children():
+        split = isinstance(child, nn.Sequential | nn.ModuleList)
+        parts = list(child.children()) if split else [child]
+        blocks.extend(part for part in parts if next(part.parameters(), None) is not None)
+    return blocks

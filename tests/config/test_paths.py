@@ -59,6 +59,27 @@ def test_absolute_paths_and_uris_stay_as_given(tmp_path: Path) -> None:
     assert spec.tracking.uri == "http://127.0.0.1:5000"
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("python:nets/my_net.py:build", "python:{folder}/nets/my_net.py:build"),
+        ("python:/abs/my_net.py:build", "python:/abs/my_net.py:build"),
+        ("python:my_models.nets:build", "python:my_models.nets:build"),  # a module: the path's
+        ("convnet", "convnet"),
+    ],
+)
+def test_a_python_backbone_file_is_next_to_the_space_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, expected: str
+) -> None:
+    """Like data.path: workers (Ray changes their directory) and `minesearch export` (run from
+    anywhere) load the same file."""
+    space = write_space(tmp_path / "spaces", model={"backbone": given})
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(Path("spaces") / "space.yaml")
+    assert spec.model.backbone == expected.format(folder=(tmp_path / "spaces").resolve())
+    assert space.is_file()
+
+
 def test_a_missing_relative_path_is_named_by_the_absolute_path_tried(tmp_path: Path) -> None:
     space = write_space(tmp_path / "s", data={"source": "parquet", "path": "nope.parquet"})
     with pytest.raises(SpecError) as err:

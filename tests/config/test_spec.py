@@ -372,6 +372,14 @@ def test_path_only_where_used() -> None:
         ({"source": "text_topics"}, {}, "model.backbone: text needs a text encoder"),
         ({"source": "digits"}, {"backbone": "minilm"}, "model.backbone: 'minilm' reads text"),
         ({"source": "digits"}, {"backbone": "resnet"}, "model.backbone: unknown"),
+        ({"source": "digits"}, {"backbone": "python:nets"}, "model.backbone: malformed python:"),
+        (
+            {"source": "text_topics"},
+            {"backbone": "python:nets:build"},
+            "model.backbone: 'python:nets:build' reads tensor, image inputs, but data (source "
+            "'text_topics') gives text; a python: backbone is given tensors, and text becomes "
+            "tensors only through its model's own tokenizer: use hf:<dir-or-name>",
+        ),
     ],
 )
 def test_backbone_must_read_the_data(
@@ -379,6 +387,13 @@ def test_backbone_must_read_the_data(
 ) -> None:
     msg = one_problem({"name": "t", "data": data, "model": model})
     assert msg.startswith(message), msg
+
+
+def test_a_python_backbone_is_checked_by_name_only_when_loading() -> None:
+    """Loading a space imports no user code (nor torch): `minesearch validate` calls the
+    factory afterwards (`minesearch.models.network_errors`)."""
+    spec = parse_spec({"name": "t", "model": {"backbone": "python:not_imported_yet:build"}})
+    assert spec.model.backbone == "python:not_imported_yet:build"
 
 
 def test_parquet_path_must_exist(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def test_names_list_every_form() -> None:
     for form in ("mlp", "convnet", "minilm", "timm:<name>", "torchvision:<name>"):
         assert form in names
     assert "hf:<path-or-name>" in names and "sentence-transformers:<path-or-name>" in names
+    assert "python:<module-or-file.py>:<function>" in names
 
 
 @pytest.mark.parametrize("name", ["resnet", "auto", "timm:", "hf", "keras:resnet50", ""])
@@ -53,6 +54,14 @@ def test_unknown_names_list_the_valid_forms(name: str) -> None:
         _build(name)
     assert err.value.field == "model.backbone"
     assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "name", ["python:", "python:nets", "python:nets:", "python::build", "python:my nets:build"]
+)
+def test_a_malformed_python_backbone_shows_both_forms(name: str) -> None:
+    with pytest.raises(BackboneError, match=r"write python:<module>:<function> .* or python:<f"):
+        _build(name)
 
 
 def test_auto_says_it_must_be_resolved_first() -> None:
@@ -71,6 +80,8 @@ def test_auto_says_it_must_be_resolved_first() -> None:
         ("sentence-transformers:all-mpnet-base-v2", ("text",)),
         ("minilm", ("text",)),
         ("sentence-transformers:all-MiniLM-L6-v2", ("text",)),
+        ("python:my_models.nets:build", ("tensor", "image")),
+        ("python:nets/my_net.py:build", ("tensor", "image")),
     ],
 )
 def test_input_kinds_are_known_without_loading_anything(name: str, kinds: tuple[str, ...]) -> None:
