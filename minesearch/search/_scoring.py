@@ -42,8 +42,12 @@ def has_test_split(spec: SpaceSpec) -> bool:
 
 def model_setting(spec: SpaceSpec) -> Setting:
     """What the search tunes (a text encoder, an image model, vectors, or a network from
-    scratch): it picks the control recipe."""
-    family, _ = parse_backbone(backbone_name(spec, open_source(spec)))
+    scratch): it picks the control recipe. A user's own (`python:`) backbone is from scratch
+    unless its factory says it is pretrained: then it is tuned as an image model or as vectors."""
+    source = open_source(spec)
+    family, _ = parse_backbone(backbone_name(spec, source))
+    if family == "python" and is_pretrained(spec, source):
+        return "image" if source.kind == "image" else "vectors"
     return setting_of(family)
 
 
