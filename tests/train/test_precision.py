@@ -15,7 +15,7 @@ rounding of the embeddings, carried through each loss or decision:
   matrix, asserted below 0.02): every tuple decided differently must be within 2 delta of its
   threshold (a decision compares two distances, so it moves by at most 2 delta), judged on the
   fp32 distances by a brute-force rule that reproduces the miner exactly, and such tuples are few
-  (at most 10% of the union; 0 to 6% seen);
+  (at most 10% of the union; 0.4 to 2.1% on these seeds, up to 6% on one batch of others);
 - a tiny training's MAP@R moves by at most 0.02 (seen 0.005 with bf16, 0.002 with fp16), well
   inside the 0.03 that its seed alone moves it, while training raises it by ~0.45.
 """

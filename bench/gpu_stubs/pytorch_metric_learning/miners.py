@@ -37,15 +37,6 @@ class TripletMarginMiner(nn.Module):
     def add_to_recordable_attributes(self, name: str, is_stat: bool = False) -> None:
         setattr(self, name, 0)
 
-    def mine(
-        self,
-        embeddings: torch.Tensor,
-        labels: torch.Tensor,
-        ref_emb: torch.Tensor,
-        ref_labels: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
-
     def forward(
         self,
         embeddings: torch.Tensor,
@@ -53,6 +44,7 @@ class TripletMarginMiner(nn.Module):
         ref_emb: torch.Tensor | None = None,
         ref_labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
+        """PML's BaseMiner.forward: no gradient, the batch as its own reference."""
         with torch.no_grad():
             labels = labels.to(embeddings.device)
             if ref_emb is None:
