@@ -94,6 +94,8 @@ class TrainSpec(_Strict):
     # auto: GPUs when the cluster has any (resolved once Ray is up); Ray Train gives each worker
     # its device, and NCCL is the backend on GPUs, gloo on CPUs.
     use_gpu: Literal["auto", True, False] = False
+    # auto: bf16 on GPUs that support it, else fp32; fp16 with a gradient scaler
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     optimizer: OptimizerName = "adam"
     # Worker-group restarts of a trial (a dead worker, a preempted node) before it fails; each
     # restart continues from the last epoch's checkpoint. 0: a trial fails at its first error.

@@ -19,6 +19,7 @@ from minesearch.models import Network, build_network, reference_network
 from minesearch.train._checkpoint import load_from_storage
 from minesearch.train._embed import embed_rows
 from minesearch.train._evaluation import retrieval_scores
+from minesearch.train._precision import FP32, Precision
 
 
 def split_scores(
@@ -27,9 +28,11 @@ def split_scores(
     model: torch.nn.Module,
     preprocess: Preprocess,
     device: torch.device,
+    precision: Precision = FP32,
 ) -> dict[str, float]:
-    """Retrieval within one split, scored exactly as a trial's validation epoch is."""
-    embeddings = embed_rows(model, preprocess, parts.source, parts.rows(part), device)
+    """Retrieval within one split, scored exactly as a trial's validation epoch is (embedded in
+    `precision`, scored in fp32)."""
+    embeddings = embed_rows(model, preprocess, parts.source, parts.rows(part), device, precision)
     return retrieval_scores(embeddings, parts.labels(part)).as_metrics()
 
 
@@ -55,10 +58,13 @@ def score_network(
     head: HeadName | None = None,
 ) -> dict[str, float]:
     """Scores on `part` of a trial's checkpoint, or of the pretrained model itself (no
-    checkpoint: the backbone's own embedding, no head), on the CPU."""
+    checkpoint: the backbone's own embedding, no head), on the CPU, in `train.precision` as it
+    resolves there (auto: fp32)."""
     parts = load_parts(spec)
     if checkpoint_path is None:
         network = reference_network(spec, parts.source)
     else:
         network = load_network(spec, parts, checkpoint_path, storage_path, head)
-    return split_scores(parts, part, network.model, network.preprocess, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    precision = Precision.resolve(spec.train.precision, cpu)
+    return split_scores(parts, part, network.model, network.preprocess, cpu, precision)

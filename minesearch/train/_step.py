@@ -5,17 +5,24 @@ that the miner and the loss see the whole batch; gradients flow back only to the
 embeddings, the wrapper scales the loss by the world size, and DDP's averaging of the model
 gradients then yields the gradient of the global loss. The loss's own parameters (proxies) are
 outside DDP and are synchronised here.
+
+Under mixed precision (`_precision`) only the network's forward runs under autocast: the miner and
+the loss get fp32 embeddings, and an fp16 loss goes backward through the trial's loss scaler.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from pytorch_metric_learning.utils import distributed as pml_dist
 from torch import nn
 
-from minesearch.data import ModelInput
+from minesearch.train._precision import FP32, LossScaler, Precision
+
+if TYPE_CHECKING:  # a type only: bench/gpu_check.py imports this module without pydantic
+    from minesearch.data import ModelInput
 
 
 @dataclass(frozen=True)
@@ -42,19 +49,26 @@ def loss_and_grads(
     x: ModelInput,
     y: torch.Tensor,
     world: int,
+    precision: Precision = FP32,
+    scaler: LossScaler | None = None,
 ) -> StepOutcome:
     """Forward, mine, loss, backward and sync; raises FloatingPointError on a non-finite loss.
 
-    The caller zeroes gradients before and steps the optimiser after.
+    The forward runs in `precision`; mining and the loss in fp32. With fp16 the gradients are
+    multiplied by `scaler`'s scale (the trial's `precision.scaler()`). The caller zeroes
+    gradients before and steps after: `scaler.step(optimizer)` (which skips a step whose scaled
+    gradients overflowed), or `optimizer.step()` without a scaler.
     """
+    if precision.name == "fp16" and (scaler is None or not scaler.enabled):
+        raise ValueError("fp16 needs its loss scaler: pass precision.scaler(), kept per trial")
     if world > 1:
         check_equal_shards(len(y), world, y.device)
-    emb = model(x)  # [b, E]: this worker's shard
+    emb = precision.embed(model, x)  # [b, E] fp32: this worker's shard
     mined = miner(emb, y) if miner is not None else None
     loss = loss_fn(emb, y, mined)  # world x the global loss under the distributed wrapper
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss became {loss.item()}")
-    loss.backward()
+    (scaler or LossScaler()).backward(loss)
     sync_loss_grads(loss_fn, world)
     tuples = None if mined is None else mined_count(mined)
     return StepOutcome(loss.item() / world, tuples, emb.detach())
@@ -91,6 +105,8 @@ def sync_loss_grads(loss_fn: nn.Module, world: int) -> None:
     Every worker computes the global loss times `world`, so each worker's proxy gradient is `world`
     times the true one. Sum over workers and divide by world**2: the true gradient, identical on
     every worker, so the proxies stay in sync.
+    fp16's scaled gradients sum and divide alike (the scale is a common factor), and an overflow
+    on one worker reaches all, so every scaler skips the same step.
     """
     if world == 1:
         return

@@ -1,0 +1,1 @@
+"""Stand-in for PML's utils (bench/gpu_stubs/README.md)."""
