@@ -22,6 +22,7 @@ from minesearch.results import Role
 from minesearch.tracking import names
 from minesearch.tracking._datasets import log_datasets
 from minesearch.tracking._parent import RESUME_HINT, log_metrics, log_params
+from minesearch.tracking._store import open_store
 
 ORPHAN_REASON = "started by a killed driver after Tune's last state snapshot; run again on resume"
 STOPPED_REASON = "early stop by the scheduler (pruned)"
@@ -62,7 +63,7 @@ class ChildRuns:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = open_store(self.tracking_uri)
         return self._client
 
     @property
