@@ -128,9 +128,11 @@ class ChildRuns:
             self.client.set_tag(run_id, names.CHECKPOINT_TAG, checkpoint)
 
     def finish(self, run_id: str, stopped_early: bool) -> None:
+        """A trial's normal end. One the scheduler stopped early ends FINISHED too (the UI draws
+        KILLED as a failure), told from a full one by its tag (`_read`, `_warm`)."""
         if stopped_early:
             self.client.set_tag(run_id, names.STOPPED_TAG, STOPPED_REASON)
-        self.client.set_terminated(run_id, "KILLED" if stopped_early else "FINISHED")
+        self.client.set_terminated(run_id, "FINISHED")
 
     def fail(self, run_id: str, reason: str) -> None:
         self.client.set_tag(run_id, names.ERROR_TAG, reason[-ERROR_CHARS:])

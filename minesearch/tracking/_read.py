@@ -146,9 +146,13 @@ def _role(value: str) -> Role:
 
 
 def _status(run: Run) -> Status:
+    """A stopped trial's run is FINISHED (KILLED in stores written before) with its tag; a KILLED
+    run without it was interrupted."""
     status = run.info.status
+    if status in ("FINISHED", "KILLED") and run.data.tags.get(names.STOPPED_TAG):
+        return "pruned"
     if status == "KILLED":
-        return "pruned" if run.data.tags.get(names.STOPPED_TAG) else "killed"
+        return "killed"
     if status in ("FINISHED", "FAILED"):
         return "finished" if status == "FINISHED" else "failed"
     return "running"  # RUNNING or SCHEDULED: the search is still going
