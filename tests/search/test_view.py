@@ -42,10 +42,10 @@ def played(view: SearchView) -> list[str | None]:
         view.start("t1", "Contrastive+BatchHardMiner", now=0.0),
         view.start("t2", "TripletMargin+TripletMarginMiner[semihard] m=0.21", now=1.0),
     ]
-    view.epoch("t1", 1, 0.40, 0.40)
-    view.epoch("t1", 4, 0.52, 0.55)
+    view.epoch("t1", (1, 0.40, 0.40))
+    view.epoch("t1", (4, 0.52, 0.55))
     events.append(view.end("t1", "finished", now=10.0))
-    view.epoch("t2", 2, 0.30, 0.31)
+    view.epoch("t2", (2, 0.30, 0.31))
     events.append(view.end("t2", "pruned", now=11.0))
     events.append(view.start("t3", "MultiSimilarity", now=11.0))
     traceback = "Traceback (most recent call last):\n  File x\nRuntimeError: loss became nan"
