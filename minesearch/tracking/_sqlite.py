@@ -1,6 +1,6 @@
 """A local SQLite store made once and whole, before anything else opens it.
 
-MLflow makes a missing SQLite store on first open and migrates it in place (alembic, some 50
+MLflow makes a missing SQLite store on first open and migrates it in place (alembic, some 70
 steps, seconds). A second process that opens the file meanwhile (a script listing runs, `mlflow
 ui` or `minesearch ui` opened as a search starts) finds a half-made schema, migrates it too, and
 one of the two dies ("Online migration expected to match one row", "table ... already exists").
@@ -94,8 +94,13 @@ def _create(path: Path, artifact_root: str) -> None:
     try:
         store = SqlAlchemyStore(f"sqlite:///{temporary}", artifact_root)
         store.engine.dispose()  # every connection closed: the file is whole on disk
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(temporary, path)  # unlike a rename, never replaces a file made meanwhile
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: a rename, checked just before
+            if not path.exists():
+                temporary.rename(path)
     finally:
         temporary.unlink(missing_ok=True)
 

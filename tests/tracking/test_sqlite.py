@@ -101,3 +101,16 @@ def test_a_store_that_stays_unfinished_is_left_to_mlflow_once_quiet(
     start = time.monotonic()
     _sqlite._settle(older)
     assert 0.3 <= time.monotonic() - start < 2.0
+
+
+def test_without_hard_links_the_new_store_is_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError("this file system has no hard links")
+
+    monkeypatch.setattr(_sqlite.os, "link", no_links)
+    path = tmp_path / "m.db"
+    open_store(f"sqlite:///{path}")
+    assert revision(path) == _sqlite.head_revision()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.db"]
