@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from test_mlflow_screenshot import CHROMIUM, build_fake_store, pids_with_env
 
 from minesearch.cli import main
-from minesearch.tracking import runs_url
+from minesearch.recipe import Recipe, TrialConfig
+from minesearch.tracking import ChildRuns, runs_url
 
 UI_START_S = 120  # the server takes ~4 s on 2 idle cores; much longer on a loaded CI machine
 
@@ -51,8 +53,9 @@ def test_no_store_or_a_bad_space_file_exits_2(tmp_path: Path) -> None:
 def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     uri, _, older = build_fake_store(tmp_path)  # an earlier search in the same experiment
     _, parent_id, children = build_fake_store(tmp_path)
+    stopped, failed = stopped_and_failed(uri, parent_id)
     client = MlflowClient(uri)
-    shown = [client.get_run(run_id).info.run_name for run_id in children]
+    shown = [client.get_run(run_id).info.run_name for run_id in [*children, stopped, failed]]
     hidden = [client.get_run(run_id).info.run_name for run_id in older]
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -73,6 +76,12 @@ def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Pa
             assert "Model training" in dom and "matching runs" in dom  # the runs table
             assert all(name in dom for name in shown), "the search's runs are not listed"
             assert not any(name in dom for name in hidden), "another search's runs are listed"
+            icons = status_icons(dom)  # the same icon means the same status to the viewer
+            assert {stopped, failed, children[0]} <= set(icons), "the runs table changed"
+            assert icons[stopped] == icons[children[0]], (
+                "a stopped trial is drawn unlike a finished one"
+            )
+            assert icons[failed] != icons[stopped], "a stopped trial is drawn as a failure"
         server = {pid for pid in pids_with_env(marker, 0) if pid != cli.pid}
         assert server, "no server process found"
         groups = {os.getpgid(pid) for pid in server}
@@ -90,6 +99,62 @@ def test_ui_serves_the_newest_search_and_ctrl_c_stops_every_process(tmp_path: Pa
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def stopped_and_failed(uri: str, parent_id: str) -> tuple[str, str]:
+    """Two more trials of the search, ended as minesearch ends them: one stopped early by the
+    scheduler, one failed; their child run ids."""
+    children = ChildRuns(uri, parent_id, "trial", {})
+    trial = TrialConfig(Recipe("TripletMarginLoss", lr=1e-3))
+    stopped = children.create("stopped_00005", trial, trial.to_config())
+    children.finish(stopped, stopped_early=True)
+    failed = children.create("failed_00006", trial, trial.to_config())
+    children.fail(failed, "boom")
+    return stopped, failed
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class _StatusIcons(HTMLParser):
+    """Each run's status icon in the 3.17 runs table (checked in headless Chromium): the icon in
+    its row's `runDateAndNestInfo` ("Created") cell, as its class (the colour) and its paths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.row = 0, ""
+        self.cell: int | None = None
+        self.icon: int | None = None
+        self.icons: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag in VOID:
+            return
+        self.depth += 1
+        self.row = found.get("row-id", self.row)
+        if found.get("col-id") == "runDateAndNestInfo" and self.row:
+            self.cell = self.depth
+        if self.cell and found.get("role") == "img" and self.row not in self.icons:
+            self.icon, self.icons[self.row] = self.depth, [found.get("class", "")]
+        if self.icon and tag == "path":
+            self.icons[self.row].append(found.get("d", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            return
+        if self.icon == self.depth:
+            self.icon = None
+        if self.cell == self.depth:
+            self.cell = None
+        self.depth -= 1
+
+
+def status_icons(dom: str) -> dict[str, str]:
+    """Run id -> its status icon in the runs table."""
+    parser = _StatusIcons()
+    parser.feed(dom)
+    return {run: " ".join(icon) for run, icon in parser.icons.items()}
 
 
 def rendered(url: str, profile: Path) -> str:

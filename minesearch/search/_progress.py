@@ -3,7 +3,9 @@ view is drawn: rich's Live on a terminal, plain lines anywhere else.
 
 Tune pickles its callbacks with the experiment's state (a resumed search gets them back from
 there), so the callback keeps only picklable settings; its view and its output are made in
-`setup`, in the driver that runs the fit.
+`setup`, in the driver that runs the fit. A restored callback has no header (it described the
+first run's Ray and log: the resumed driver shows its own, `show_header`), and its view starts
+from the trials Tune restored as ended.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rich.live import Live
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.recipe import TrialConfig
 from minesearch.search._searcher import stopped_early
-from minesearch.search._view import Header, SearchView, live_renderable
+from minesearch.search._view import Header, Scores, SearchView, Status, live_renderable
 
 
 class Output(Protocol):
@@ -75,6 +77,12 @@ class LiveOutput:
             self.live.stop()
 
 
+def show_header(header: Header, stream: TextIO | None = None) -> None:
+    """A resumed search's header (this run's Ray and log), shown by its driver: the view that
+    Tune restores has none."""
+    print("\n".join(header.lines()), file=stream or sys.stdout, flush=True)
+
+
 def open_output(view: SearchView, stream: TextIO, plain: bool) -> Output:
     """Live on a terminal unless `plain` (--verbose: Ray's own lines interleave with ours)."""
     if not plain and stream.isatty():
@@ -98,9 +106,16 @@ class ViewCallback(Callback):
         self.plain = plain
         self.view: SearchView | None = None
         self.output: Output | None = None
+        self.stepped = False  # whether this driver's run has had its first step
 
     def __getstate__(self) -> dict[str, Any]:
         return {"settings": self.settings, "plain": self.plain, "view": None, "output": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restored (a resumed search): without the header, which was the first run's."""
+        title, metric, total, epochs, _ = state["settings"]
+        self.__dict__.update({**state, "settings": (title, metric, total, epochs, None)})
+        self.stepped = False
 
     def open(self) -> SearchView:
         if self.view is None or self.output is None:
@@ -132,6 +147,24 @@ class ViewCallback(Callback):
             self.settings = (title, metric, total_num_samples, epochs, header)
         self.open()
 
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """A resumed search's first step: Tune's trials include those that ended before the
+        interruption; they enter the view ended, in the order they were made (trial ids)."""
+        view = self.open()
+        if self.stepped:
+            return
+        self.stepped = True
+        ended = [t for t in trials if t.status in (Trial.TERMINATED, Trial.ERROR)]
+        for trial in sorted(ended, key=lambda t: t.trial_id):
+            self._event(view.ended_before(trial.trial_id, *self._ending(view, trial)))
+
+    def _ending(self, view: SearchView, trial: Trial) -> tuple[str, Status, Scores, str]:
+        """How a restored trial ended: its recipe, status, last scores and error."""
+        failed = trial.status == Trial.ERROR
+        status = "failed" if failed else completed(trial, view.epochs)
+        last = scores(trial.last_result or {}, view.metric)
+        return recipe_label(trial.config), status, last, error_of(trial) if failed else ""
+
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
@@ -144,13 +177,7 @@ class ViewCallback(Callback):
         view = self.open()
         if trial.trial_id not in view.trials:  # a resumed trial seen first by its result
             self._event(view.start(trial.trial_id, recipe_label(trial.config)))
-        metric = view.metric
-        view.epoch(
-            trial.trial_id,
-            int(result.get(EPOCH, 0)),
-            _number(result.get(metric)),
-            _number(result.get(f"{SELECTED_PREFIX}{metric}")),
-        )
+        view.epoch(trial.trial_id, scores(result, view.metric))
         if self.output is not None:
             self.output.refresh()
 
@@ -158,18 +185,31 @@ class ViewCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         view = self.open()
-        pruned = stopped_early(trial.last_result or {}, view.epochs)
-        self._event(view.end(trial.trial_id, "pruned" if pruned else "finished"))
+        self._event(view.end(trial.trial_id, completed(trial, view.epochs)))
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         view = self.open()
-        reason = (trial.error_file and _read(trial.error_file)) or "trial raised"
-        self._event(view.end(trial.trial_id, "failed", reason))
+        self._event(view.end(trial.trial_id, "failed", error_of(trial)))
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         self.close()
+
+
+def completed(trial: Trial, epochs: int) -> Status:
+    """A trial that ended without an error: stopped early by the scheduler, or finished."""
+    return "pruned" if stopped_early(trial.last_result or {}, epochs) else "finished"
+
+
+def error_of(trial: Trial) -> str:
+    return (trial.error_file and _read(trial.error_file)) or "trial raised"
+
+
+def scores(result: dict[str, Any], metric: str) -> Scores:
+    """What the view shows of a trial's result: its epoch, the metric, the selected score."""
+    selected = result.get(f"{SELECTED_PREFIX}{metric}")
+    return int(result.get(EPOCH, 0)), _number(result.get(metric)), _number(selected)
 
 
 def recipe_label(config: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from minesearch.config import SpaceSpec
 from minesearch.data import load_parts, summarize
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
-from minesearch.search._progress import ViewCallback
+from minesearch.search._progress import ViewCallback, show_header
 from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
@@ -117,7 +117,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
                 setup, name, tracking_uri, parent, at_once, setting, verbose=options.verbose
             )
             print(f"resuming {experiment_dir}")
-            # the view callback comes back from Tune's saved state, with its own header
+            show_header(header)  # the view comes back from Tune's saved state, with no header
             tuner = tune.Tuner.restore(
                 str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
             )

@@ -55,6 +55,9 @@ class Header:
         return lines
 
 
+Scores = tuple[int, float | None, float | None]  # (epoch, the metric, the selected score so far)
+
+
 @dataclass
 class TrialLine:
     """One trial as the view knows it; `number` is its place in the order trials started."""
@@ -94,13 +97,26 @@ class SearchView:
         self._began[trial_id] = time.monotonic() if now is None else now
         return event_line(self, line)
 
-    def epoch(self, trial_id: str, epoch: int, score: float | None, best: float | None) -> None:
+    def epoch(self, trial_id: str, scores: Scores) -> None:
         line = self.trials.get(trial_id)
         if line is None:
             return
+        epoch, score, best = scores
         line.epoch = max(line.epoch, epoch)
         line.score = score if score is not None else line.score
         line.best = best if best is not None else line.best
+
+    def ended_before(
+        self, trial_id: str, recipe: str, status: Status, scores: Scores, reason: str = ""
+    ) -> str | None:
+        """A trial that ended before this run of the search (one resumed): done, with its last
+        scores, and not timed (the ETA is this run's pace)."""
+        if trial_id in self.trials:
+            return None
+        line = TrialLine(len(self.trials) + 1, trial_id, recipe, self.epochs, *scores, status)
+        line.reason = first_line(reason)
+        self.trials[trial_id] = line
+        return event_line(self, line)
 
     def end(
         self, trial_id: str, status: Status, reason: str = "", now: float | None = None
@@ -125,13 +141,13 @@ class SearchView:
         return (time.monotonic() if now is None else now) - self.started_at
 
     def eta(self, now: float | None = None) -> float | None:
-        """Seconds left, from the trials that ended: their mean time times what is left. A
-        pruned trial is shorter than a full one, so this is a guess that improves as they end.
-        None until a trial has ended."""
+        """Seconds left, from the trials that ended in this run: their mean time times what is
+        left. A pruned trial is shorter than a full one, so this is a guess that improves as they
+        end. None until a trial has ended."""
         if not self.durations:
             return None
         left = max(0, self.total - self.done)
-        return left * (self.elapsed(now) / max(1, self.done))
+        return left * (self.elapsed(now) / len(self.durations))
 
 
 def first_line(reason: str) -> str:

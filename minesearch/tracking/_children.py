@@ -22,6 +22,7 @@ from minesearch.results import Role
 from minesearch.tracking import names
 from minesearch.tracking._datasets import log_datasets
 from minesearch.tracking._parent import RESUME_HINT, log_metrics, log_params
+from minesearch.tracking._store import open_store
 
 ORPHAN_REASON = "started by a killed driver after Tune's last state snapshot; run again on resume"
 STOPPED_REASON = "early stop by the scheduler (pruned)"
@@ -62,7 +63,7 @@ class ChildRuns:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = open_store(self.tracking_uri)
         return self._client
 
     @property
@@ -127,9 +128,11 @@ class ChildRuns:
             self.client.set_tag(run_id, names.CHECKPOINT_TAG, checkpoint)
 
     def finish(self, run_id: str, stopped_early: bool) -> None:
+        """A trial's normal end. One the scheduler stopped early ends FINISHED too (the UI draws
+        KILLED as a failure), told from a full one by its tag (`_read`, `_warm`)."""
         if stopped_early:
             self.client.set_tag(run_id, names.STOPPED_TAG, STOPPED_REASON)
-        self.client.set_terminated(run_id, "KILLED" if stopped_early else "FINISHED")
+        self.client.set_terminated(run_id, "FINISHED")
 
     def fail(self, run_id: str, reason: str) -> None:
         self.client.set_tag(run_id, names.ERROR_TAG, reason[-ERROR_CHARS:])

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from minesearch.data import DataSummary
 from minesearch.tracking import names
 from minesearch.tracking._datasets import dataset_inputs, log_datasets
-from minesearch.tracking._store import experiment_id
+from minesearch.tracking._store import experiment_id, open_store
 
 RESUME_HINT = "interrupted: `minesearch run SPACE --resume` continues it"
 
@@ -48,7 +48,7 @@ class ParentRun:
         space_file: Path | None,
         tags: dict[str, str],
     ) -> ParentRun:
-        client = MlflowClient(tracking_uri)
+        client = open_store(tracking_uri)
         exp = experiment_id(client, experiment, tracking_uri)
         run = client.create_run(
             exp, run_name=name, tags={names.SEARCH_TAG: names.PARENT_VALUE, **tags}
@@ -82,7 +82,7 @@ class ParentRun:
     @classmethod
     def reopen(cls, tracking_uri: str, run_id: str) -> ParentRun:
         """The parent run of a search being resumed: RUNNING again, the interruption cleared."""
-        client = MlflowClient(tracking_uri)
+        client = open_store(tracking_uri)
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, names.INTERRUPTED_TAG, "")
         return cls(client, run_id)

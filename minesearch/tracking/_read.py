@@ -23,7 +23,7 @@ from minesearch.config.vocab import EPOCH
 from minesearch.recipe import Recipe
 from minesearch.results import ROLES, Role, SearchResult, Status, TrialResult
 from minesearch.tracking import names
-from minesearch.tracking._store import StoreError, existing_store, no_progress_bar
+from minesearch.tracking._store import StoreError, existing_store, no_progress_bar, open_store
 
 Series = list[tuple[int, float]]  # (epoch, value), one point per epoch
 BEST = "best"  # the newest search's best trial, as `minesearch export best` says it
@@ -32,7 +32,7 @@ _LISTED = 10  # trial ids named when a reference matches none
 
 def read_search(tracking_uri: str, parent_run_id: str) -> SearchResult:
     """The search whose parent run is `parent_run_id`, every child run with it."""
-    client = MlflowClient(tracking_uri)
+    client = open_store(tracking_uri)
     try:
         parent = client.get_run(parent_run_id)
         children = _children(client, parent)
@@ -74,7 +74,7 @@ def find_search(tracking_uri: str, experiment: str | None, parent_run_id: str | 
 
 def metric_history(tracking_uri: str, run_id: str, key: str) -> Series:
     """One value per epoch (the latest logged, should a step have been logged twice)."""
-    points = MlflowClient(tracking_uri).get_metric_history(run_id, key)
+    points = open_store(tracking_uri).get_metric_history(run_id, key)
     ordered = sorted(points, key=lambda m: (m.step, m.timestamp))
     return sorted({m.step: m.value for m in ordered}.items())
 
@@ -105,7 +105,7 @@ def find_trial(tracking_uri: str, ref: str) -> FoundTrial:
 
 def spec_of(tracking_uri: str, parent_run_id: str) -> dict[str, Any]:
     """The resolved space a search ran with (its parent run's artifact), as JSON."""
-    client = MlflowClient(tracking_uri)
+    client = open_store(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp, no_progress_bar():
         try:
             path = client.download_artifacts(parent_run_id, names.SPEC_ARTIFACT, tmp)
@@ -146,9 +146,13 @@ def _role(value: str) -> Role:
 
 
 def _status(run: Run) -> Status:
+    """A stopped trial's run is FINISHED (KILLED in stores written before) with its tag; a KILLED
+    run without it was interrupted."""
     status = run.info.status
+    if status in ("FINISHED", "KILLED") and run.data.tags.get(names.STOPPED_TAG):
+        return "pruned"
     if status == "KILLED":
-        return "pruned" if run.data.tags.get(names.STOPPED_TAG) else "killed"
+        return "killed"
     if status in ("FINISHED", "FAILED"):
         return "finished" if status == "FINISHED" else "failed"
     return "running"  # RUNNING or SCHEDULED: the search is still going

@@ -1,4 +1,5 @@
-"""Which MLflow store, made absolute in the driver; a client on it; the command that opens its UI.
+"""Which MLflow store, made absolute in the driver; a client on it (`open_store`, the one way
+minesearch opens a store); the command that opens its UI.
 
 MLflow's default store is `sqlite:///mlflow.db` relative to the *current directory*, and Tune and
 Train change directory: every URI is resolved to an absolute one (or a server URL) before Ray
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+
+from minesearch.tracking._sqlite import open_sqlite, sqlite_file
 
 DEFAULT_STORE = "mlflow.db"
 
@@ -36,9 +39,12 @@ def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str
 
 def local_artifact_root(tracking_uri: str) -> str | None:
     """Artifacts next to a local SQLite store (MLflow would otherwise use ./mlruns of the cwd)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return None
+    path = sqlite_file(tracking_uri)
+    return _sqlite_artifact_root(path) if path is not None else None
+
+
+def _sqlite_artifact_root(path: Path) -> str:
+    return (path.parent / "mlartifacts").as_uri()
 
 
 def ui_command(tracking_uri: str) -> str:
@@ -64,18 +70,23 @@ def open_ui_command(tracking_uri: str, cwd: Path | None = None) -> str:
 def missing_store(tracking_uri: str) -> Path | None:
     """The SQLite file a tracking URI names when it does not exist: reading commands check it,
     since MLflow would silently create an empty store there."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            return path
-    return None
+    path = sqlite_file(tracking_uri)
+    return path if path is not None and not path.is_file() else None
+
+
+def open_store(tracking_uri: str) -> MlflowClient:
+    """A client on the store; every opening of a store in minesearch goes through here, so that a
+    new local SQLite store is made once and whole before anything opens it (`_sqlite`)."""
+    if (path := sqlite_file(tracking_uri)) is not None:
+        return open_sqlite(tracking_uri, path, _sqlite_artifact_root(path))
+    return MlflowClient(tracking_uri)
 
 
 def existing_store(tracking_uri: str, hint: str = "give --tracking-uri") -> MlflowClient:
     """A client on a store that exists (for commands that only read)."""
     if (path := missing_store(tracking_uri)) is not None:
         raise StoreError(f"no MLflow store at {path} ({hint})")
-    return MlflowClient(tracking_uri)
+    return open_store(tracking_uri)
 
 
 def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:

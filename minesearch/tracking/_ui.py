@@ -46,9 +46,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start_server(uri: str, host: str, port: int, work: Path) -> subprocess.Popen[bytes]:
     """`mlflow server` on the store, in its own session (process group), logging to
-    work/server.log. Artifacts of a local SQLite store are served from beside it."""
-    from minesearch.tracking._store import local_artifact_root
+    work/server.log. Artifacts of a local SQLite store are served from beside it. The store is
+    opened here first: the server must find it whole, never make it beside a search."""
+    from minesearch.tracking._store import local_artifact_root, open_store
 
+    open_store(uri)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no GenAI job runner (huey consumers)
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"

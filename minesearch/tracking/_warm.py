@@ -79,10 +79,10 @@ def _known(client: MlflowClient, run: Run, key: str) -> KnownTrial | None:
     status, tags = run.info.status, run.data.tags
     if params is None or key not in run.data.metrics:
         return None
-    if status == "FINISHED":
-        state: Literal["COMPLETE", "PRUNED"] = "COMPLETE"
-    elif status == "KILLED" and tags.get(names.STOPPED_TAG):
-        state = "PRUNED"
+    if status in ("FINISHED", "KILLED") and tags.get(names.STOPPED_TAG):
+        state: Literal["COMPLETE", "PRUNED"] = "PRUNED"  # KILLED: a store written before
+    elif status == "FINISHED":
+        state = "COMPLETE"
     else:  # failed, interrupted or still running: nothing known about its recipe
         return None
     history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)

@@ -65,6 +65,11 @@ def children(client: MlflowClient) -> list:
     return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
+def ray_lines(output: str) -> list[str]:
+    """The view header's Ray line(s): `  ray    local 127.0.0.1:<port> (...)`."""
+    return [line for line in output.splitlines() if line.startswith("  ray ")]
+
+
 def steps(client: MlflowClient, run_id: str) -> list[int]:
     history = client.get_metric_history(run_id, "mean_average_precision_at_r")
     return sorted(m.step for m in history)
@@ -108,6 +113,11 @@ def test_resume_after_the_driver_is_killed(
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout
+    # the view: this run's Ray in its header, and the trials that ended before in its progress
+    first_ray = ray_lines((tmp_path / "first.log").read_text())
+    assert len(first_ray) == 1 and ray_lines(resumed.stdout) not in ([], first_ray)
+    progress = [line for line in resumed.stdout.splitlines() if line.startswith("[")]
+    assert progress[-1].startswith(f"[{TRIALS}/{TRIALS}] "), resumed.stdout
 
     after = children(client)
     assert len(after) == TRIALS  # one child per trial: none lost, none duplicated

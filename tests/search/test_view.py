@@ -42,10 +42,10 @@ def played(view: SearchView) -> list[str | None]:
         view.start("t1", "Contrastive+BatchHardMiner", now=0.0),
         view.start("t2", "TripletMargin+TripletMarginMiner[semihard] m=0.21", now=1.0),
     ]
-    view.epoch("t1", 1, 0.40, 0.40)
-    view.epoch("t1", 4, 0.52, 0.55)
+    view.epoch("t1", (1, 0.40, 0.40))
+    view.epoch("t1", (4, 0.52, 0.55))
     events.append(view.end("t1", "finished", now=10.0))
-    view.epoch("t2", 2, 0.30, 0.31)
+    view.epoch("t2", (2, 0.30, 0.31))
     events.append(view.end("t2", "pruned", now=11.0))
     events.append(view.start("t3", "MultiSimilarity", now=11.0))
     traceback = "Traceback (most recent call last):\n  File x\nRuntimeError: loss became nan"
@@ -137,6 +137,7 @@ class FakeTrial:
     config: dict[str, Any]
     error_file: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
+    status: str = "RUNNING"
 
 
 CONFIG = TrialConfig(Recipe("ContrastiveLoss", "BatchHardMiner", {}, {}, lr=1e-3)).to_config()
@@ -174,13 +175,45 @@ def test_the_callback_prints_plain_events_when_not_on_a_terminal(
     assert events[5].endswith("failed: ValueError: data.path: no file")
 
 
-def test_the_callback_pickles_without_its_output() -> None:
-    """Tune saves callbacks with the experiment; a resumed search makes its output anew."""
+def test_the_callback_pickles_without_its_output_or_header() -> None:
+    """Tune saves callbacks with the experiment; a resumed search makes its output anew, and its
+    header (its own Ray, its log) comes from the resumed driver, not from the first run."""
     callback = ViewCallback("trials", MAP, 3, 4, HEADER)
     callback.open()
     restored = pickle.loads(pickle.dumps(callback))
     assert restored.view is None and restored.output is None
-    assert restored.settings == callback.settings
+    assert restored.settings == ("trials", MAP, 3, 4, None)
+
+
+def test_a_resumed_view_starts_from_the_trials_that_ended_before(capsys: Any) -> None:
+    """Tune gives a restored experiment's trials to the first step: those that ended before the
+    interruption are in the view (done, numbered first), not counted as this run's pace."""
+    restored = pickle.loads(pickle.dumps(ViewCallback("trials", MAP, 4, 4, HEADER)))
+    before = [  # Tune's order: newest result first
+        FakeTrial("x_00001", CONFIG, last_result={"epoch": 2, MAP: 0.2}, status="TERMINATED"),
+        FakeTrial("x_00000", CONFIG, last_result={"epoch": 4, MAP: 0.5}, status="TERMINATED"),
+        FakeTrial("x_00002", CONFIG, error_file="/gone/error.txt", status="ERROR"),
+    ]
+    again = FakeTrial("x_00003", CONFIG, last_result={"epoch": 1}, status="PENDING")
+    restored.setup(total_num_samples=4)
+    restored.on_step_begin(0, [*before, again])
+    restored.on_step_begin(1, [*before, again])  # once is enough
+    view = restored.view
+    assert view is not None and view.done == 3 and view.eta() is None  # no trial timed yet
+    assert [(t.number, t.trial_id, t.status) for t in view.trials.values()] == [
+        (1, "x_00000", "finished"),
+        (2, "x_00001", "pruned"),
+        (3, "x_00002", "failed"),
+    ]
+    assert view.trials["x_00000"].score == 0.5 and view.trials["x_00001"].epoch == 2
+    restored.on_trial_start(0, [], again)
+    again.last_result = {"epoch": 4}
+    restored.on_trial_complete(0, [], again)
+    restored.on_experiment_end([])
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if line.startswith("  ray ")]  # the first run's Ray
+    assert len(lines) == 5 and lines[0].startswith("[1/4] trial 1 x_00000")
+    assert lines[-1].startswith("[4/4] trial 4 x_00003") and "finished" in lines[-1]
 
 
 class FakeTerminal(io.StringIO):
