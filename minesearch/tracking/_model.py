@@ -36,6 +36,7 @@ from mlflow.tracking import MlflowClient
 
 from minesearch import __version__
 from minesearch.tracking import names
+from minesearch.tracking._mlflow_internals import UntypedPredict
 from minesearch.tracking._store import StoreError, no_progress_bar
 
 Embed = Callable[[Any], np.ndarray]  # what predict receives -> float32 embeddings [B, E]
@@ -43,14 +44,11 @@ Embed = Callable[[Any], np.ndarray]  # what predict receives -> float32 embeddin
 REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "pillow", "pydantic", "pyyaml")
 
 
-class EmbeddingModel(PythonModel):
+class EmbeddingModel(UntypedPredict, PythonModel):
     """The pyfunc: inputs -> embeddings, through the function `loader` builds from the export.
 
-    `predict` has no type hints: MLflow would read them as the signature (and warns on each
-    import when there are none, which `_skip_type_hint_validation` turns off), while this model's
-    signature is inferred from real rows at logging time."""
-
-    _skip_type_hint_validation = True  # MLflow's own switch (its ChatModel classes set it)
+    `predict` has no type hints: MLflow would read them as the signature, while this model's
+    signature is inferred from real rows at logging time (`UntypedPredict`: no warning for it)."""
 
     def __init__(self, loader: Callable[[str], Embed]) -> None:
         self.loader = loader  # pickled by reference (a module-level function of minesearch)
