@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +31,38 @@ def stand_in_loader(export_dir: str) -> Callable[[Any], np.ndarray]:
     return first_features
 
 
-def finished_run(tmp_path: Path) -> tuple[str, MlflowClient, str]:
+@dataclass(frozen=True)
+class Finished:
+    """A finished run in a fresh SQLite store, and an export directory to log as its model."""
+
+    uri: str
+    client: MlflowClient
+    run_id: str
+    export: str
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Finished:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("m", artifact_location=(tmp_path / "art").as_uri())
     run_id = client.create_run(experiment).info.run_id
     client.log_param(run_id, "loss", "NTXentLoss")
     client.set_terminated(run_id, "FINISHED", end_time=1_700_000_000_000)
-    return uri, client, run_id
-
-
-def test_logging_touches_no_global_state_and_the_model_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    uri, client, run_id = finished_run(tmp_path)
     export = tmp_path / "export"
     export.mkdir()
     (export / "model.pt").write_bytes(b"weights")
+    return Finished(uri, client, run_id, str(export))
+
+
+def test_logging_touches_no_global_state_and_the_model_loads(
+    finished: Finished, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, client, run_id = finished.uri, finished.client, finished.run_id
     rows = np.arange(12, dtype=np.float32).reshape(4, 3)
     assert not mlflow.is_tracking_uri_set()  # conftest: no inherited tracking settings
 
-    logged = log_model(uri, run_id, str(export), stand_in_loader, rows)
+    logged = log_model(uri, run_id, finished.export, stand_in_loader, rows)
 
     assert not mlflow.is_tracking_uri_set(), "log_model set MLflow's global tracking URI"
     assert "MLFLOW_TRACKING_URI" not in os.environ
@@ -74,30 +86,26 @@ def test_logging_touches_no_global_state_and_the_model_loads(
         assert pyfunc.metadata.saved_input_example_info is not None
 
 
-def test_registering_makes_a_version_per_call(tmp_path: Path) -> None:
-    uri, _, run_id = finished_run(tmp_path)
-    export = tmp_path / "export"
-    export.mkdir()
+def test_registering_makes_a_version_per_call(finished: Finished) -> None:
+    uri, run_id = finished.uri, finished.run_id
     rows = np.ones((2, 3), dtype=np.float32)
-    first = log_model(uri, run_id, str(export), stand_in_loader, rows, "emb")
-    again = log_model(uri, run_id, str(export), stand_in_loader, rows, "emb")
+    first = log_model(uri, run_id, finished.export, stand_in_loader, rows, "emb")
+    again = log_model(uri, run_id, finished.export, stand_in_loader, rows, "emb")
     assert (first.registered, again.registered) == ("emb version 1", "emb version 2")
     version = MlflowClient(uri, registry_uri=uri).get_model_version("emb", "2")
     assert (version.run_id, version.source) == (run_id, again.uri)
 
 
 def test_a_model_that_cannot_be_written_is_marked_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    finished: Finished, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri, client, run_id = finished_run(tmp_path)
-    export = tmp_path / "export"
-    export.mkdir()
+    uri, client, run_id = finished.uri, finished.client, finished.run_id
 
     def no_upload(*_: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(MlflowClient, "log_model_artifacts", no_upload)
     with pytest.raises(StoreError, match="disk full"):
-        log_model(uri, run_id, str(export), stand_in_loader, np.ones((2, 3)))
+        log_model(uri, run_id, finished.export, stand_in_loader, np.ones((2, 3)))
     (model,) = client.search_logged_models([client.get_run(run_id).info.experiment_id])
     assert model.status == LoggedModelStatus.FAILED  # not left PENDING, as if still being written
