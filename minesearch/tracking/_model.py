@@ -5,10 +5,11 @@ and the tokenizer for text) carried as the pyfunc's artifact, and a `PythonModel
 an embedding function given by reference (`minesearch.export.load_embedder`): tracking imports no
 room above it, and `predict` runs exactly what `minesearch embed` runs.
 
-MLflow's `log_model` works on the fluent API's active run and global tracking URI, while
-minesearch keeps both explicit; so the run is resumed for the call under a temporarily set
-tracking URI, and its status and end time are put back afterwards (a finished trial stays
-finished, at the time it finished). Requirements are given, pinned to what is installed, not
+The model is logged through one `MlflowClient` on the given store, step by step as MLflow's
+fluent `log_model` does it (a LoggedModel of the run's experiment, linked to the run as its
+output; the pyfunc saved locally; its files uploaded; the model marked READY): the fluent call
+works on the process's global tracking URI and active run, which minesearch never sets, and
+would make a finished run RUNNING again. Requirements are given, pinned to what is installed, not
 inferred: inference reloads the model in a subprocess to watch what it imports (seconds more per
 search), and nothing at the end of a search may depend on reaching a package index.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,29 +28,27 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import Model, infer_signature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.tracking import MlflowClient
 
 from minesearch import __version__
 from minesearch.tracking import names
+from minesearch.tracking._mlflow_internals import UntypedPredict
 from minesearch.tracking._store import StoreError, no_progress_bar
 
 Embed = Callable[[Any], np.ndarray]  # what predict receives -> float32 embeddings [B, E]
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
 # What loading the model imports: minesearch (the pickled model names its classes) and its stack.
 REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "pillow", "pydantic", "pyyaml")
 
 
-class EmbeddingModel(PythonModel):
+class EmbeddingModel(UntypedPredict, PythonModel):
     """The pyfunc: inputs -> embeddings, through the function `loader` builds from the export.
 
-    `predict` has no type hints: MLflow would read them as the signature (and warns on each
-    import when there are none, which `_skip_type_hint_validation` turns off), while this model's
-    signature is inferred from real rows at logging time."""
-
-    _skip_type_hint_validation = True  # MLflow's own switch (its ChatModel classes set it)
+    `predict` has no type hints: MLflow would read them as the signature, while this model's
+    signature is inferred from real rows at logging time (`UntypedPredict`: no warning for it)."""
 
     def __init__(self, loader: Callable[[str], Embed]) -> None:
         self.loader = loader  # pickled by reference (a module-level function of minesearch)
@@ -100,45 +100,68 @@ def log_model(
     the signature of `example` (a few inputs) and its embeddings; a new version of `register_as`
     in the Model Registry when given."""
     started = time.monotonic()
-    model = EmbeddingModel(loader)
     output = loader(export_dir)(example)
-    signature = infer_signature(example, output)
     client = MlflowClient(tracking_uri)
     try:
-        info = client.get_run(run_id).info
-        with _tracking_uri(tracking_uri), no_progress_bar(), _quiet():
-            try:
-                with mlflow.start_run(run_id=run_id, log_system_metrics=False):
-                    logged = mlflow.pyfunc.log_model(
-                        name=names.MODEL_NAME,
-                        python_model=model,
-                        artifacts={names.MODEL_EXPORT_KEY: export_dir},
-                        signature=signature,
-                        input_example=example,
-                        pip_requirements=requirements(),
-                    )
-            finally:  # start_run made the run RUNNING and end_run FINISHED: as it was, again
-                client.set_terminated(run_id, info.status, end_time=info.end_time)
+        run = client.get_run(run_id)
+        logged = client.create_logged_model(
+            run.info.experiment_id,
+            name=names.MODEL_NAME,
+            source_run_id=run_id,
+            params=run.data.params,  # as the fluent log_model copies them
+        )
+        with _finalized(client, logged.model_id), tempfile.TemporaryDirectory() as local:
+            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+            path = os.path.join(local, names.MODEL_NAME)
+            with _quiet():
+                mlflow.pyfunc.save_model(
+                    path,
+                    python_model=EmbeddingModel(loader),
+                    artifacts={names.MODEL_EXPORT_KEY: export_dir},
+                    signature=infer_signature(example, output),
+                    input_example=example,
+                    pip_requirements=requirements(),
+                    mlflow_model=Model(
+                        artifact_path=logged.artifact_location,
+                        run_id=run_id,
+                        model_uuid=logged.model_id,
+                        model_id=logged.model_id,
+                    ),
+                )
+            with no_progress_bar():
+                client.log_model_artifacts(logged.model_id, path)
+        uri = f"models:/{logged.model_id}"
         registered = None
         if register_as:
             registry = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-            model_id = str(logged.model_id)
-            registered = _register(registry, register_as, logged.model_uri, run_id, model_id)
+            registered = _register(registry, register_as, uri, run_id, logged.model_id)
     except (MlflowException, OSError) as err:
         raise StoreError(f"logging the MLflow Model to run {run_id} failed: {err}") from None
     return LoggedModel(
-        uri=logged.model_uri,
+        uri=uri,
         run_uri=f"runs:/{run_id}/{names.MODEL_NAME}",
-        model_id=str(logged.model_id),
+        model_id=logged.model_id,
         registered=registered,
         seconds=time.monotonic() - started,
     )
 
 
 @contextlib.contextmanager
+def _finalized(client: MlflowClient, model_id: str) -> Iterator[None]:
+    """The LoggedModel READY when the block completes, FAILED when it raises (it is PENDING
+    until then, and the UI would show it as still being written)."""
+    try:
+        yield
+    except BaseException:
+        client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+
+
+@contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow's per-call notes off the CLI (the CloudPickle caution: the model is pickled by
-    reference to minesearch's own classes; "validating input example"); errors still raise."""
+    reference to minesearch's own classes); errors still raise."""
     logger = logging.getLogger("mlflow.pyfunc")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -146,22 +169,6 @@ def _quiet() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's global tracking URI set to `uri` for the block only; what was set before (or not
-    set: the module global is None then) and the environment variable are restored."""
-    from mlflow.tracking._tracking_service import utils  # no public way to read "not set"
-
-    old, old_env = utils._tracking_uri, os.environ.get(TRACKING_ENV)
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(old)  # type: ignore[arg-type]  # None unsets, as before
-        if old_env is not None:
-            os.environ[TRACKING_ENV] = old_env
 
 
 def _register(client: MlflowClient, name: str, source: str, run_id: str, model_id: str) -> str:

@@ -38,17 +38,11 @@ def test_stopped_early_is_pruned_full_budget_is_complete_error_is_fail() -> None
     search.on_trial_complete("full", {"mean_average_precision_at_r": 0.5, "epoch": 4})
     search.on_trial_complete("early", {"mean_average_precision_at_r": 0.1, "epoch": 2})
     search.on_trial_complete("broken", None, error=True)
-    full, early, broken = (told(search, t) for t in ("full", "early", "broken"))
+    full, early, broken = (search.optuna_trial(t) for t in ("full", "early", "broken"))
     assert full.state == optuna.trial.TrialState.COMPLETE and full.value == 0.5
     assert early.state == optuna.trial.TrialState.PRUNED
     assert early.intermediate_values  # TPE reads these for pruned trials
     assert broken.state == optuna.trial.TrialState.FAIL
-
-
-def told(search: RecipeSearch, trial_id: str) -> optuna.trial.FrozenTrial:
-    """What Optuna was told about the Optuna trial of Tune trial `trial_id`."""
-    number = search._ot_trials[trial_id].number
-    return search.study.trials[number]
 
 
 def test_stopped_early() -> None:
@@ -107,7 +101,7 @@ def test_a_repeat_is_told_the_known_outcome_now_or_when_its_trainer_ends() -> No
     assert first is not None
     key = recipe_of(first)
     # Optuna proposes the running recipe again: it is not trained, but waits for its value
-    search.study.enqueue_trial(search._ot_trials["a"].params)
+    search.study.enqueue_trial(search.optuna_trial("a").params)
     second = search.suggest("b")
     assert second is not None and recipe_of(second) != key
     assert search.repeats == 1 and len(search.waiting[key]) == 1
@@ -115,11 +109,12 @@ def test_a_repeat_is_told_the_known_outcome_now_or_when_its_trainer_ends() -> No
     repeat = next(
         t
         for t in search.study.trials
-        if t.params == search._ot_trials["a"].params and t.number != search._ot_trials["a"].number
+        if t.params == search.optuna_trial("a").params
+        and t.number != search.optuna_trial("a").number
     )
     assert repeat.state == optuna.trial.TrialState.COMPLETE and repeat.value == 0.42
     # once known, a repeat is answered at once
-    search.study.enqueue_trial(search._ot_trials["a"].params)
+    search.study.enqueue_trial(search.optuna_trial("a").params)
     third = search.suggest("c")
     assert third is not None and recipe_of(third) not in (key, recipe_of(second))
     assert search.repeats == 2 and not search.waiting.get(key)
@@ -133,9 +128,9 @@ def test_a_repeat_of_a_pruned_trial_is_pruned_with_its_curve() -> None:
             "a", {METRIC: 0.1 * step, "epoch": step - 1, "training_iteration": step}
         )
     search.on_trial_complete("a", {METRIC: 0.2, "epoch": 1})  # stopped before its 2 epochs
-    search.study.enqueue_trial(search._ot_trials["a"].params)
+    search.study.enqueue_trial(search.optuna_trial("a").params)
     assert search.suggest("b") is not None
-    repeats = [t for t in search.study.trials if t.params == search._ot_trials["a"].params]
+    repeats = [t for t in search.study.trials if t.params == search.optuna_trial("a").params]
     assert [t.state for t in repeats] == [optuna.trial.TrialState.PRUNED] * 2
     assert repeats[1].intermediate_values == repeats[0].intermediate_values
 
@@ -151,7 +146,7 @@ def earlier_search() -> tuple[list[KnownTrial], list[str]]:
         config = search.suggest(f"t{i}")
         assert config is not None
         params = config[SAMPLER_PARAMS_KEY]
-        assert params == search._ot_trials[f"t{i}"].params  # what the child run's tag keeps
+        assert params == search.optuna_trial(f"t{i}").params  # what the child run's tag keeps
         steps = [(1, 0.1), (2, value if value is not None else 0.05)]
         known.append(KnownTrial(params, state, value, steps, f"run{i}"))  # type: ignore[arg-type]
         keys.append(recipe_of(config))
