@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import os
 import sqlite3
 import time
@@ -24,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+
+from minesearch.tracking._mlflow_internals import latest_schema_revision
 
 SETTLE_S = 5.0  # a store that has not changed for this long is nobody's work in progress
 WAIT_S = 300.0  # at most this long for another process to finish making a store
@@ -51,13 +52,10 @@ def open_sqlite(tracking_uri: str, path: Path, artifact_root: str) -> MlflowClie
         return MlflowClient(tracking_uri)  # migrates in place only a store nobody else is making
 
 
-@functools.cache
 def head_revision() -> str:
-    """The schema revision this MLflow writes. MLflow's own check of a store's schema (private:
-    no public API names it); tests/tracking/test_sqlite.py fails loudly when it moves."""
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
-    return str(_get_latest_schema_revision())
+    """The schema revision this MLflow writes (a private name of MLflow's, kept in
+    `_mlflow_internals`; tests/tracking/test_sqlite.py fails loudly when it moves)."""
+    return latest_schema_revision()
 
 
 def _revision(path: Path) -> str | None:

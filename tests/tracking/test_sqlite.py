@@ -25,7 +25,9 @@ def test_head_revision_is_what_mlflow_makes_a_store_at(tmp_path: Path) -> None:
     try:
         head = _sqlite.head_revision()
     except ImportError as exc:
-        pytest.fail(f"MLflow moved _get_latest_schema_revision (tracking/_sqlite.py): {exc}")
+        pytest.fail(
+            f"MLflow moved _get_latest_schema_revision (tracking/_mlflow_internals.py): {exc}"
+        )
     MlflowClient(f"sqlite:///{tmp_path}/plain.db").search_experiments()
     assert revision(tmp_path / "plain.db") == head
 
