@@ -169,6 +169,7 @@ def test_text_space_with_the_pretrained_minilm(ray_instance: None, tmp_path: Pat
     """The shipped text space, shrunk: 1 trial of 1 epoch, 1 worker, the encoder's last block."""
     pytest.importorskip("transformers")
     space = yaml.safe_load((ROOT / "search_spaces" / "text_minilm.yaml").read_text())
+    write_text_subset(tmp_path / space["data"]["path"], classes=12, per_class=15)
     space["train"] |= {"epochs": 1, "workers": 1, "batch": {"classes": 4, "per_class": 4}}
     space["model"]["train_last_blocks"] = 1
     space["search"] = tiny_search(
@@ -180,6 +181,17 @@ def test_text_space_with_the_pretrained_minilm(ray_instance: None, tmp_path: Pat
     assert child.data.params["backbone_lr_factor"] == "0.1"
     assert 0.0 < child.data.metrics[MAP] <= 1.0
     assert f"best.test.{MAP}" in parent.data.metrics
+
+
+def write_text_subset(path: Path, classes: int, per_class: int) -> None:
+    """The shipped package_topics, cut to its first `classes` sections and `per_class` texts each,
+    where the space's relative `data.path` points from the test's copy of the space file."""
+    table = pq.read_table(ROOT / "search_spaces" / "data" / "package_topics.parquet")
+    frame = table.to_pandas()
+    keep = sorted(frame["label"].unique())[:classes]
+    subset = frame[frame["label"].isin(keep)].groupby("label").head(per_class)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(subset, preserve_index=False), path)
 
 
 def write_large_vectors(path: Path, rows: int, dim: int, classes: int) -> int:
