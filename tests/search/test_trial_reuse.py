@@ -113,6 +113,8 @@ def test_a_stopped_trial_is_followed_at_once_in_the_same_process(
     assert result.exit_code == 0, result.output
     runs = child_runs(tmp_path)
     assert len(runs) == 4 and all(r.info.end_time for r in runs)
+    # a reuse that failed would be a trial error ("reset_config() ... must return True")
+    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}, result.output
     stopped = [i for i, r in enumerate(runs) if r.data.tags.get("minesearch.stopped")]
     order = [(r.data.params["loss"], r.data.params["lr"], r.info.status) for r in runs]
     assert stopped and stopped[0] < 3, f"ASHA stopped no trial before the last one: {order}"
