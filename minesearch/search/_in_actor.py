@@ -14,15 +14,14 @@ Sources hold labels and row positions in memory and read inputs batch by batch, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import ray.tune
 
 from minesearch.config import SpaceSpec
 from minesearch.data import Parts, load_parts
-from minesearch.train import run_in_process
+from minesearch.train import opened, run_in_process
 
 if TYPE_CHECKING:
     import torch
@@ -54,16 +53,10 @@ class TuneSession:
     def prepare(self, model: nn.Module) -> nn.Module:
         return model.to(self.device)
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
+    def latest_checkpoint(self) -> AbstractContextManager[str | None]:
         """Tune's latest checkpoint of this trial: a retried trial (`train.max_failures`) or a
         resumed search continues from it."""
-        checkpoint = ray.tune.get_checkpoint()
-        if checkpoint is None:
-            yield None
-            return
-        with checkpoint.as_directory() as directory:
-            yield directory
+        return opened(ray.tune.get_checkpoint())
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         checkpoint = None

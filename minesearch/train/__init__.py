@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from minesearch.train._loop import WorkerState, build_state, train_epoch
     from minesearch.train._scoring import load_network, score_network, split_scores
     from minesearch.train._selection import CHECKPOINT_RANK, Selected
-    from minesearch.train._session import Session, TrainSession
+    from minesearch.train._session import Session, TrainSession, opened
     from minesearch.train._step import StepOutcome, for_world, loss_and_grads
 
 # name -> the module that defines it, imported when the name is first used
@@ -70,6 +70,7 @@ _HOME = {
     "Selected": "minesearch.train._selection",
     "Session": "minesearch.train._session",
     "TrainSession": "minesearch.train._session",
+    "opened": "minesearch.train._session",
     "StepOutcome": "minesearch.train._step",
     "for_world": "minesearch.train._step",
     "loss_and_grads": "minesearch.train._step",
@@ -95,6 +96,7 @@ __all__ = [
     "load_from_storage",
     "load_network",
     "loss_and_grads",
+    "opened",
     "retrieval_scores",
     "run_in_process",
     "score_network",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import ray.train
 import ray.train.torch
@@ -54,17 +54,21 @@ class TrainSession:
     def prepare(self, model: nn.Module) -> nn.Module:
         return ray.train.torch.prepare_model(model)
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            yield None
-            return
-        with checkpoint.as_directory() as directory:
-            yield directory
+    def latest_checkpoint(self) -> AbstractContextManager[str | None]:
+        return opened(ray.train.get_checkpoint())
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
         checkpoint = None
         if checkpoint_dir is not None:
             checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
         ray.train.report(metrics, checkpoint=checkpoint)
+
+
+@contextmanager
+def opened(checkpoint: Any) -> Iterator[str | None]:
+    """A Ray (Train or Tune) checkpoint's local directory, inside the context; None for none."""
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as directory:
+        yield directory
