@@ -36,16 +36,6 @@ def fake_gpu_ray(
     assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
-def meet(config: dict[str, Any]) -> None:
-    """A trial that arrives, then waits (up to a minute) for all the others to be there too."""
-    here = Path(config["room"])
-    (here / tune.get_context().get_trial_id()).touch()
-    deadline = time.monotonic() + 60
-    while len(list(here.iterdir())) < TRIALS and time.monotonic() < deadline:
-        time.sleep(0.1)
-    tune.report({"met": len(list(here.iterdir())), "gpus": len(ray.get_gpu_ids())})
-
-
 def test_four_quarter_gpu_trials_run_together_on_one_gpu(
     fake_gpu_ray: None, tmp_path: Path
 ) -> None:
@@ -62,6 +52,16 @@ def test_four_quarter_gpu_trials_run_together_on_one_gpu(
     assert resources == {"CPU": 1.0, "GPU": 0.25}
     room = tmp_path / "room"
     room.mkdir()
+
+    def meet(config: dict[str, Any]) -> None:  # defined here: Ray pickles it by value
+        """A trial that arrives, then waits (up to a minute) for all the others to be there."""
+        here = Path(config["room"])
+        (here / tune.get_context().get_trial_id()).touch()
+        deadline = time.monotonic() + 60
+        while len(list(here.iterdir())) < TRIALS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tune.report({"met": len(list(here.iterdir())), "gpus": len(ray.get_gpu_ids())})
+
     tuner = tune.Tuner(
         tune.with_resources(meet, resources),
         param_space={"room": str(room), "i": tune.grid_search(list(range(TRIALS)))},
