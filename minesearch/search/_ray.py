@@ -83,10 +83,10 @@ def start_ray(address: str | None, extra: dict[str, Any]) -> bool:
 def local_ray_options() -> dict[str, Any]:
     """ray.init arguments for a Ray on this machine: its own dashboard port, named to its jobs.
 
-    Ray Train's placement-group cleaner (which frees the CPUs of a trial ASHA stopped) finds its
-    cluster through the state API; with a second Ray on the machine (another search, a test) its
-    auto-detection fails, the group leaks and the next trial waits forever. RAY_API_SERVER_ADDRESS
-    names the right dashboard.
+    The search's placement-group cleaner (`_ray_internals.SearchCleaner`, which frees the CPUs of
+    a Ray Train trial whose process died) finds its cluster through the state API; with a second
+    Ray on the machine (another search, a test) its auto-detection fails, the group leaks and the
+    next trial waits forever. RAY_API_SERVER_ADDRESS names the right dashboard.
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
