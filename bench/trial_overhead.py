@@ -4,8 +4,8 @@ Run: python bench/trial_overhead.py [--space search_spaces/quickstart.yaml] [--t
                                     [--arms 1-old,1-new,2-old,2-new]
 
 Each arm runs `minesearch run SPACE` (its own Ray, store and storage under a temp dir; output to a
-log file there) with the space's train.workers set to 1 (train.cpus_per_worker: the shipped
-quickstart's, 2 by default) or 2 (1 CPU each), the old way (`MINESEARCH_TRIALS_VIA_RAY_TRAIN=1`:
+log file there) with the space's train.workers set to 1 or 2 (1 CPU per worker unless the space
+has that worker count already), the old way (`MINESEARCH_TRIALS_VIA_RAY_TRAIN=1`:
 every trial a Ray Train job with Ray's bridge and cleaner, a new process per trial) or the new
 way (a single-worker trial in its Tune trial actor, a 2-worker one through Ray Train with a
 report file and a shared cleaner; trial processes reused). All arms run in this one command, on
@@ -80,17 +80,17 @@ class Outcome:
     wall: float
     rows: list[dict[str, float]]
     recipes: list[str]
-    best: float
+    scores: list[float]  # each trial's selected score
     shipped: bool  # the space as shipped (its own train.workers and cpus_per_worker)
 
 
 def arm_spec(space: dict[str, Any], arm: Arm) -> dict[str, Any]:
-    """The space with the arm's workers: 1 worker keeps the space's CPUs per worker when the
-    space is single-worker (else takes all the machine's two), 2 workers take 1 CPU each."""
+    """The space with the arm's workers; a space of another worker count gets 1 CPU per worker
+    (the quickstart's 1 worker, or its 2 workers of before)."""
     spec = yaml.safe_load(yaml.safe_dump(space))
     train = spec.setdefault("train", {})
     if arm.workers != train.get("workers", 1):
-        train["cpus_per_worker"] = 2 if arm.workers == 1 else 1
+        train["cpus_per_worker"] = 1
     train["workers"] = arm.workers
     return spec
 
@@ -172,16 +172,26 @@ def trials_of(uri: str) -> list[dict[str, float]]:
     return rows
 
 
-def proposed(uri: str, metric: str) -> tuple[list[str], float]:
-    """The recipes the search proposed, in order, and the best score it selected."""
+def proposed(uri: str, metric: str) -> tuple[list[str], list[float]]:
+    """The recipes the search proposed, in order, and each one's selected score."""
     client = MlflowClient(uri)
     runs = trial_runs(client)
     recipes = [
         ", ".join(f"{k}={v}" for k, v in sorted(r.data.params.items()) if k != "workers")
         for r in runs
     ]
-    scores = [r.data.metrics.get(f"selected.{metric}", float("nan")) for r in runs]
-    return recipes, max((s for s in scores if s == s), default=float("nan"))
+    return recipes, [r.data.metrics.get(f"selected.{metric}", float("nan")) for r in runs]
+
+
+def agreement(reference: Outcome, other: Outcome) -> str:
+    """Where `other` proposes what `reference` did, and how far its scores are on those."""
+    pairs = list(zip(reference.recipes, other.recipes, strict=False))
+    same = next((i for i, (a, b) in enumerate(pairs) if a != b), len(pairs))
+    diffs = [abs(a - b) for a, b in zip(reference.scores[:same], other.scores[:same], strict=False)]
+    text = "the same recipes" if same == len(pairs) else f"the same recipes up to trial {same}"
+    if diffs:
+        text += f", scores apart by {statistics.fmean(diffs):.4f} on average (max {max(diffs):.4f})"
+    return text
 
 
 def _first(client: MlflowClient, run_id: str, key: str) -> float:
@@ -207,10 +217,10 @@ def run_arm(space: Path, spec: dict[str, Any], arm: Arm) -> Outcome:
         uri = f"sqlite:///{work / 'mlflow.db'}"
         rows = trials_of(uri)
         metric = spec.get("search", {}).get("metric", "mean_average_precision_at_r")
-        recipes, best = proposed(uri, metric)
+        recipes, scores = proposed(uri, metric)
     if not rows:
         sys.exit(f"{arm.label}: no trial was read back")
-    return Outcome(arm, wall, rows, recipes, best, shipped)
+    return Outcome(arm, wall, rows, recipes, scores, shipped)
 
 
 def verdict(value: float, target: float, bar: float) -> str:
@@ -255,15 +265,10 @@ def report(outcomes: list[Outcome]) -> None:
             f"\nthe space as shipped ({shipped.arm.label}): {shipped.wall:.0f} s wall{against}; "
             f"target <= {target:.0f} s, bar {bar:.0f} s: {verdict(shipped.wall, target, bar)}"
         )
-    print("\nrecipes proposed (in order) and the best selected score, per arm:")
-    reference = outcomes[0].recipes
+    print("\nrecipes proposed (in order) against the first arm's, and the best selected score:")
     for o in outcomes:
-        diverge = next(
-            (i for i, (a, b) in enumerate(zip(reference, o.recipes, strict=False)) if a != b),
-            None,
-        )
-        same = "same as the first arm" if diverge is None else f"differs from trial {diverge + 1}"
-        print(f"  {o.arm.label:<22} {len(o.recipes)} recipes, {same}; best {o.best:.4f}")
+        best = max((v for v in o.scores if v == v), default=float("nan"))
+        print(f"  {o.arm.label:<22} {agreement(outcomes[0], o)}; best {best:.4f}")
     print("\n(timings from this machine as it was during the run: compare the ratios)")
 
 

@@ -76,18 +76,21 @@ def test_trial_overhead_bench_runs_each_arm_as_it_says(capsys: pytest.CaptureFix
         return [keys | {"fixed": fixed + i} for i in range(3)]
 
     outcomes = [
-        bench.Outcome(bench.Arm(1, True), 100.0, rows(10.0), ["a", "b"], 0.7, False),
-        bench.Outcome(one, 50.0, rows(1.0), ["a", "b"], 0.7, True),
-        bench.Outcome(two, 120.0, rows(12.0), ["a", "c"], 0.6, False),
-        bench.Outcome(bench.Arm(2, False), 60.0, rows(6.5), ["a", "b"], 0.7, False),
+        bench.Outcome(bench.Arm(1, True), 100.0, rows(10.0), ["a", "b"], [0.5, 0.7], False),
+        bench.Outcome(one, 50.0, rows(1.0), ["a", "b"], [0.5, 0.7], True),
+        bench.Outcome(two, 120.0, rows(12.0), ["a", "c"], [0.6, 0.55], False),
+        bench.Outcome(bench.Arm(2, False), 60.0, rows(6.5), ["a", "b"], [0.52, 0.66], False),
     ]
     bench.report(outcomes)
     out = capsys.readouterr().out
     assert "1 worker(s): 2.0 s (x0.18 of 11.0 s); target <= 2 s, bar 3 s: met" in out
     assert "2 worker(s): 7.5 s (x0.58 of 13.0 s); target <= 6 s, bar 8 s: missed by 1.5 s" in out
     assert "50 s wall vs 120 s the old way with 2 workers (x0.42)" in out
-    assert re.search(r"2 workers, old way +2 recipes, differs from trial 2; best 0.6000", out)
-    assert re.search(r"1 worker, new way +2 recipes, same as the first arm", out)
+    same = r"the same recipes, scores apart by 0.0300 on average \(max 0.0400\); best 0.6600"
+    assert re.search(r"2 workers, new way +" + same, out)
+    upto = r"the same recipes up to trial 1, scores apart by 0.1000 on average \(max 0.1000\)"
+    assert re.search(r"2 workers, old way +" + upto + "; best 0.6000", out)
+    assert re.search(r"1 worker, new way +the same recipes, scores apart by 0.0000", out)
 
 
 # --- the replay -------------------------------------------------------------------------------
