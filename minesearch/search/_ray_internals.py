@@ -13,7 +13,10 @@ What is used, and why:
 - Ray Train's controller and worker-group callbacks (`RunWatch`): the run's placement group is
   handed to that cleaner, and a trial that Tune stopped aborts its run from inside the controller;
 - the controller runs on the node of the process that calls `fit()` (the trial actor), so a
-  trial's controller and its trial actor share a local directory (`search._train_run`).
+  trial's controller and its trial actor share a local directory (`search._train_run`);
+- a Tune function trainable's `report` does not return once Tune stopped the trial: the session
+  ends the thread there (`sys.exit`), so Tune may reuse the process (`reset_config` waits 2 s for
+  that thread) and a multi-worker trial then aborts its Ray Train run.
 """
 
 from __future__ import annotations
@@ -232,6 +235,12 @@ def ray_changes() -> list[str]:
         problems.append(
             "ray.train.v2.api.data_parallel_trainer.DataParallelTrainer."
             "_initialize_and_run_controller no longer places the controller on the caller's node"
+        )
+    session = ray_symbol("ray.train._internal.session", "_TrainSession")
+    if "sys.exit" not in inspect.getsource(session._report_training_result):
+        problems.append(
+            "ray.train._internal.session._TrainSession._report_training_result no longer ends "
+            "a stopped trial's thread at its report (reused trial processes rely on it)"
         )
     if ray_symbol("ray.train.constants", "CHECKPOINT_DIR_NAME") != CHECKPOINT_DIR_KEY:
         problems.append(
