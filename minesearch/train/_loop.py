@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_metric_learning.utils import common_functions as pml_common
 from torch import nn
 
 from minesearch.config import SpaceSpec
@@ -36,6 +35,7 @@ from minesearch.train._checkpoint import TrainingState
 from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
+from minesearch.train._pml_internals import collect_stats
 from minesearch.train._selection import Selected
 from minesearch.train._session import Session
 from minesearch.train._step import for_world, loss_and_grads
@@ -128,16 +128,15 @@ def quiet_libraries() -> None:
 
 def fresh_process(seed: int, threads: int) -> None:
     """What a trial must not inherit from an earlier trial of the same process (Tune reuses a
-    single-worker trial's actor): the global seeds, torch's thread count and default dtype, PML's
-    globals, and CUDA's cached memory and peak statistics. Models, losses and optimisers are
-    built anew by every trial (`build_state`)."""
+    single-worker trial's actor): the global seeds (numpy's is PML's too), torch's thread count
+    and default dtype, PML's statistics switch, and CUDA's cached memory and peak statistics.
+    Models, losses and optimisers are built anew by every trial (`build_state`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # every device's generator, CUDA's included
     torch.set_num_threads(threads)
     torch.set_default_dtype(torch.float32)
-    pml_common.COLLECT_STATS = True  # reducers count non-zero-loss tuples (telemetry)
-    pml_common.NUMPY_RANDOM = np.random  # PML's default; seeded above
+    collect_stats(True)  # reducers count non-zero-loss tuples (telemetry)
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # never initialises CUDA
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()

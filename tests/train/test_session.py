@@ -27,6 +27,7 @@ from minesearch.train import (
     run_in_process,
     worker_config,
 )
+from minesearch.train._pml_internals import collect_stats
 
 EPOCHS = 2
 # what differs between two runs of the same recipe by design: clocks, memory, the machine
@@ -122,7 +123,7 @@ def test_a_reused_process_gives_a_trial_what_a_fresh_one_would(
     torch.rand(7)  # the global generator moved on
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads - 1) if threads > 1 else 2)
-    pml_common.COLLECT_STATS = False
+    collect_stats(False)
     second = RecordingSession(tmp_path / "second")
     try:
         run_in_process(config(spec), second, load_parts)
