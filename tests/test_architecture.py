@@ -239,3 +239,11 @@ def test_a_tune_trial_process_loads_no_driver_library() -> None:
     loaded = loaded_by("import minesearch.search._trial")
     assert "ray" in loaded  # the probe sees what it should
     assert not loaded & {"mlflow", "optuna", "pytorch_metric_learning", "matplotlib", "sklearn"}
+
+
+def test_a_trial_that_trains_in_its_actor_loads_no_driver_library() -> None:
+    """A single-worker trial runs the worker loop in its Tune trial actor: it loads what a Ray
+    Train worker loads (torch, PML) and still none of the driver's MLflow, Optuna or plots."""
+    loaded = loaded_by("import minesearch.search._in_actor, minesearch.train._loop")
+    assert {"torch", "pytorch_metric_learning"} <= loaded  # the probe sees what it should
+    assert not loaded & {"mlflow", "optuna", "matplotlib"}

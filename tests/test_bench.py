@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from minesearch.recipe import TrialConfig
 
@@ -59,6 +60,37 @@ def test_mining_bench_quick_mode_runs(capsys: pytest.CaptureFixture[str]) -> Non
         assert re.search(rf"B=256 +semihard +{arm} +\d+\.\d+ s", out), arm
     assert re.search(r"ours-uncapped .* time x\d+\.\d+, memory x\d+\.\d+", out)
     assert same and "DIFFER" not in out
+
+
+def test_trial_overhead_bench_runs_each_arm_as_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """The arms' spaces and the report, on made-up trials (a real run is minutes of searches)."""
+    bench = load_bench("trial_overhead")
+    shipped = yaml.safe_load((BENCH.parent / "search_spaces" / "quickstart.yaml").read_text())
+    one, two = bench.Arm(1, False), bench.Arm(2, True)
+    assert bench.arm_spec(shipped, one) == shipped  # the quickstart is the single-worker arm
+    changed = {"workers": 2, "cpus_per_worker": 1}  # today's quickstart: 2 workers of 1 CPU
+    assert bench.arm_spec(shipped, two)["train"] == shipped["train"] | changed
+
+    def rows(fixed: float) -> list[dict[str, float]]:
+        keys = {k: 0.1 for k in bench.KEYS} | {"epoch_time": 0.5}
+        return [keys | {"fixed": fixed + i} for i in range(3)]
+
+    outcomes = [
+        bench.Outcome(bench.Arm(1, True), 100.0, rows(10.0), ["a", "b"], [0.5, 0.7], False),
+        bench.Outcome(one, 50.0, rows(1.0), ["a", "b"], [0.5, 0.7], True),
+        bench.Outcome(two, 120.0, rows(12.0), ["a", "c"], [0.6, 0.55], False),
+        bench.Outcome(bench.Arm(2, False), 60.0, rows(6.5), ["a", "b"], [0.52, 0.66], False),
+    ]
+    bench.report(outcomes)
+    out = capsys.readouterr().out
+    assert "1 worker(s): 2.0 s (x0.18 of 11.0 s); target <= 2 s, bar 3 s: met" in out
+    assert "2 worker(s): 7.5 s (x0.58 of 13.0 s); target <= 6 s, bar 8 s: missed by 1.5 s" in out
+    assert "50 s wall vs 120 s the old way with 2 workers (x0.42)" in out
+    same = r"the same recipes, scores apart by 0.0300 on average \(max 0.0400\); best 0.6600"
+    assert re.search(r"2 workers, new way +" + same, out)
+    upto = r"the same recipes up to trial 1, scores apart by 0.1000 on average \(max 0.1000\)"
+    assert re.search(r"2 workers, old way +" + upto + "; best 0.6000", out)
+    assert re.search(r"1 worker, new way +the same recipes, scores apart by 0.0000", out)
 
 
 # --- the replay -------------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def test_catalog_command_prints_the_matrix() -> None:
 
 def test_classes_must_split_evenly_over_workers(tmp_path: Path) -> None:
     raw = quickstart()
-    raw["train"]["batch"]["classes"] = 5
+    raw["train"] |= {"workers": 2, "batch": {"classes": 5, "per_class": 8}}
     result = invoke("validate", str(write(tmp_path / "space.yaml", raw)))
     assert_bad_input(
         result, "train.batch.classes:", "multiple of train.workers=2", "given classes=5"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from minesearch.config._params import ParamValue
 from minesearch.config.vocab import (
@@ -94,6 +94,10 @@ class TrainSpec(_Strict):
     # auto: GPUs when the cluster has any (resolved once Ray is up); Ray Train gives each worker
     # its device, and NCCL is the backend on GPUs, gloo on CPUs.
     use_gpu: Literal["auto", True, False] = False
+    # GPUs each worker asks Ray for: a fraction packs small trials onto one GPU (0.25: four
+    # single-worker trials share it); above 1, a whole number. Ray only counts: trials sharing a
+    # GPU share its memory too.
+    gpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
     # auto: bf16 on GPUs that support it, else fp32; fp16 with a gradient scaler
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     optimizer: OptimizerName = "adam"
@@ -104,6 +108,24 @@ class TrainSpec(_Strict):
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     warmup_epochs: Annotated[float, Field(ge=0)] = 0.0  # the backbone's lr ramps up linearly
     seed: int = 0
+
+    @field_validator("gpus_per_worker")
+    @classmethod
+    def _whole_above_one(cls, value: float) -> float:
+        if value > 1 and not value.is_integer():  # Ray's rule for resource requests
+            raise ValueError("a share of one GPU (<= 1) or a whole number of GPUs")
+        return value
+
+    @model_validator(mode="after")
+    def _one_gpu_per_data_parallel_worker(self) -> TrainSpec:
+        shared = self.use_gpu is not False and self.gpus_per_worker < 1
+        if shared and self.workers > 1:  # NCCL refuses two ranks on one GPU
+            raise ValueError(
+                f"train.gpus_per_worker: {self.gpus_per_worker:g} is a share of a GPU, which only "
+                "a single-worker trial may take (train.workers: 1); the workers of a data-parallel "
+                "trial need a GPU each"
+            )
+        return self
 
 
 class SamplerSpec(_Strict):

@@ -17,7 +17,9 @@ from ray.tune.experiment import Trial
 from minesearch.config.vocab import EPOCH, SELECTED_EPOCH
 from minesearch.recipe import TrialConfig
 from minesearch.results import Role
+from minesearch.search._ray_internals import tune_checkpoint_path
 from minesearch.search._searcher import stopped_early
+from minesearch.search._train_run import CHECKPOINT_KEY
 from minesearch.tracking import ChildRuns
 from minesearch.train import CHECKPOINT_RANK
 
@@ -33,7 +35,6 @@ NOT_METRICS = frozenset(
         CHECKPOINT_RANK,  # Ray Train's bookkeeping of which checkpoint to keep
     }
 )
-CHECKPOINT_KEY = "checkpoint_path"  # where Ray Train's TuneReportCallback puts a checkpoint
 EVERY_EPOCH = "precision_at_1"  # a metric every report logs: finds a resumed run's last epoch
 
 
@@ -99,7 +100,8 @@ class MlflowTrialCallback(Callback):
             and math.isfinite(v)
             and not k.startswith(("time_", "config"))
         }
-        checkpoint = result.get(CHECKPOINT_KEY)
+        # a Ray Train trial names its checkpoint; Tune keeps a single-worker trial's itself
+        checkpoint = result.get(CHECKPOINT_KEY) or tune_checkpoint_path(trial, result)
         selected = result.get(SELECTED_EPOCH) == result.get(EPOCH)  # the weights to keep
         self.children.log_epoch(
             run_id, step, metrics, checkpoint if selected and isinstance(checkpoint, str) else None

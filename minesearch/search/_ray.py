@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from minesearch.config import SpaceSpec
+from minesearch.config import SpaceSpec, TrainSpec
 
 
 class ClusterTooSmall(ValueError):
@@ -34,20 +34,36 @@ def with_device(spec: SpaceSpec, resources: dict[str, float]) -> SpaceSpec:
     return spec.model_copy(update={"train": spec.train.model_copy(update={"use_gpu": use_gpu})})
 
 
-def concurrency(spec: SpaceSpec, resources: dict[str, float], local: bool) -> int:
-    """Trials at once: what the file asks, capped by what the cluster can hold side by side."""
-    train = spec.train
+def worker_resources(train: TrainSpec) -> dict[str, float]:
+    """What one worker asks Ray for: its CPUs and, on GPUs, its GPU or a share of one
+    (`train.gpus_per_worker`: 0.25 packs four single-worker trials onto one GPU)."""
+    resources = {"CPU": float(train.cpus_per_worker)}
     if train.use_gpu is True:
-        need, have, unit = float(train.workers), resources.get("GPU", 0.0), "GPU"
-    else:
-        need, have, unit = train.workers * train.cpus_per_worker, resources.get("CPU", 0.0), "CPU"
-    fits = int(have // need)
-    if fits == 0 and local:
+        resources["GPU"] = float(train.gpus_per_worker)
+    return resources
+
+
+def concurrency(spec: SpaceSpec, resources: dict[str, float], local: bool) -> int:
+    """Trials at once: what the file asks, capped by what the cluster can hold side by side (its
+    CPUs and, on GPUs, its GPUs, shares of one included)."""
+    train = spec.train
+    need = {unit: n * train.workers for unit, n in worker_resources(train).items()}
+    room = {unit: fits(resources.get(unit, 0.0), n) for unit, n in need.items()}
+    least = min(room.values())
+    if least == 0 and local:
+        unit = next(u for u, n in room.items() if n == 0)
         raise ClusterTooSmall(
-            f"train.workers: one trial needs {need:g} {unit} but this machine has {have:g}; "
-            "lower train.workers / train.cpus_per_worker or run on a cluster (--address)"
+            f"train.workers: one trial needs {need[unit]:g} {unit} but this machine has "
+            f"{resources.get(unit, 0.0):g}; lower train.workers / train.cpus_per_worker"
+            f"{' / train.gpus_per_worker' if unit == 'GPU' else ''} or run on a cluster (--address)"
         )
-    return max(1, min(spec.search.concurrent, fits)) if fits else spec.search.concurrent
+    return max(1, min(spec.search.concurrent, least)) if least else spec.search.concurrent
+
+
+def fits(have: float, need: float) -> int:
+    """How many `need`s fit in `have`, counted as Ray counts resources (in 1/10000ths), so that
+    floating point does not lose one: 3 trials of 0.3 GPU fit 0.9 GPU."""
+    return int(round(have * 10_000) // round(need * 10_000))
 
 
 def start_ray(address: str | None, extra: dict[str, Any]) -> bool:
@@ -67,10 +83,10 @@ def start_ray(address: str | None, extra: dict[str, Any]) -> bool:
 def local_ray_options() -> dict[str, Any]:
     """ray.init arguments for a Ray on this machine: its own dashboard port, named to its jobs.
 
-    Ray Train's placement-group cleaner (which frees the CPUs of a trial ASHA stopped) finds its
-    cluster through the state API; with a second Ray on the machine (another search, a test) its
-    auto-detection fails, the group leaks and the next trial waits forever. RAY_API_SERVER_ADDRESS
-    names the right dashboard.
+    The search's placement-group cleaner (`_ray_internals.SearchCleaner`, which frees the CPUs of
+    a Ray Train trial whose process died) finds its cluster through the state API; with a second
+    Ray on the machine (another search, a test) its auto-detection fails, the group leaks and the
+    next trial waits forever. RAY_API_SERVER_ADDRESS names the right dashboard.
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._progress import ViewCallback
 from minesearch.search._scheduler import SearchASHA
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
-from minesearch.search._trial import REUSE_TRIAL_PROCESSES, TrialSetup, trainable
+from minesearch.search._trial import TrialSetup, reuse_processes, trainable, trial_checkpoints
 from minesearch.space import SearchSpace, build_space, locate, make_search
 from minesearch.tracking import known_trials
 
@@ -114,12 +114,13 @@ def new_tuner(
             scheduler=make_scheduler(spec),
             num_samples=trials,
             max_concurrent_trials=at_once,
-            reuse_actors=REUSE_TRIAL_PROCESSES,
+            reuse_actors=reuse_processes(setup),
         ),
         run_config=tune.RunConfig(
             name=name,
             storage_path=setup.storage_path,
             callbacks=[callback, view],
             verbose=1 if verbose else 0,  # 1: Tune's status tables and each trial's boxes
+            **trial_checkpoints(setup),
         ),
     )

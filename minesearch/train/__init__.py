@@ -15,6 +15,10 @@ The package loads its modules on first use (PEP 562): a Tune trial process only 
 `train_loop_per_worker` and `worker_config` (`_entry`, which import nothing heavy) to hand a trial
 to Ray Train, and paid for torch, PML and scipy when this file imported everything; the workers,
 which run the loop, still import them.
+
+The loop talks to whatever runs it through a `Session` (`_session`): `TrainSession` in a Ray Train
+worker; a single-worker trial runs the loop in its Tune trial actor (`run_in_process`) with a
+session over ray.tune, which `minesearch.search` provides.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ if TYPE_CHECKING:
         load_from_storage,
     )
     from minesearch.train._embed import EVAL_CHUNK, embed_rows, to_device
-    from minesearch.train._entry import train_loop_per_worker, worker_config
+    from minesearch.train._entry import run_in_process, train_loop_per_worker, worker_config
     from minesearch.train._evaluation import DEFAULT_KS, RetrievalScores, retrieval_scores
     from minesearch.train._loop import WorkerState, build_state, train_epoch
     from minesearch.train._scoring import load_network, score_network, split_scores
     from minesearch.train._selection import CHECKPOINT_RANK, Selected
+    from minesearch.train._session import Session, TrainSession, opened
     from minesearch.train._step import StepOutcome, for_world, loss_and_grads
 
 # name -> the module that defines it, imported when the name is first used
@@ -49,6 +54,7 @@ _HOME = {
     "EVAL_CHUNK": "minesearch.train._embed",
     "embed_rows": "minesearch.train._embed",
     "to_device": "minesearch.train._embed",
+    "run_in_process": "minesearch.train._entry",
     "train_loop_per_worker": "minesearch.train._entry",
     "worker_config": "minesearch.train._entry",
     "DEFAULT_KS": "minesearch.train._evaluation",
@@ -62,6 +68,9 @@ _HOME = {
     "split_scores": "minesearch.train._scoring",
     "CHECKPOINT_RANK": "minesearch.train._selection",
     "Selected": "minesearch.train._selection",
+    "Session": "minesearch.train._session",
+    "TrainSession": "minesearch.train._session",
+    "opened": "minesearch.train._session",
     "StepOutcome": "minesearch.train._step",
     "for_world": "minesearch.train._step",
     "loss_and_grads": "minesearch.train._step",
@@ -75,7 +84,9 @@ __all__ = [
     "ClassBalancedBatches",
     "RetrievalScores",
     "Selected",
+    "Session",
     "StepOutcome",
+    "TrainSession",
     "TrainingState",
     "WorkerState",
     "build_state",
@@ -85,7 +96,9 @@ __all__ = [
     "load_from_storage",
     "load_network",
     "loss_and_grads",
+    "opened",
     "retrieval_scores",
+    "run_in_process",
     "score_network",
     "split_scores",
     "to_device",

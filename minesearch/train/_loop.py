@@ -1,15 +1,20 @@
-"""The Ray Train worker loop: setup -> (evaluate epoch 0) -> train epoch -> evaluate -> report.
+"""The worker loop: setup -> (evaluate epoch 0) -> train epoch -> evaluate -> report.
 
-Runs in every data-parallel worker of a trial. Everything it needs arrives in `config` (the space
-and the `TrialConfig`, see `worker_config`): under Ray nothing global reaches a worker. Mining and
-the loss see the global batch through PML's distributed wrappers, so a miner finds hard negatives
-across shards.
+Runs in every data-parallel worker of a Ray Train trial, or in the Tune trial actor itself for a
+single-worker trial; a `Session` (`_session`) says which: rank, device, reporting, checkpoints.
+Everything it needs arrives in `config` (the space and the `TrialConfig`, see `worker_config`):
+under Ray nothing global reaches a worker. Mining and the loss see the global batch through PML's
+distributed wrappers, so a miner finds hard negatives across shards.
+
+A trial actor may run several trials one after another (Tune's actor reuse), so each run starts by
+resetting what the process would otherwise carry over (`fresh_process`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import tempfile
 import time
 import warnings
@@ -18,10 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import ray.train
-import ray.train.torch
 import torch
-from pytorch_metric_learning.utils import common_functions as pml_common
 from torch import nn
 
 from minesearch.config import SpaceSpec
@@ -33,7 +35,9 @@ from minesearch.train._checkpoint import TrainingState
 from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
+from minesearch.train._pml_internals import collect_stats
 from minesearch.train._selection import Selected
+from minesearch.train._session import Session
 from minesearch.train._step import for_world, loss_and_grads
 from minesearch.train._telemetry import (
     Difficulty,
@@ -70,25 +74,37 @@ class WorkerState:
     system: SystemSampler | None = None  # system/* and cost.* metrics, set by the entry point
 
 
-def run_worker(config: dict[str, Any]) -> None:
-    """One worker's life in a trial, with `_entry.worker_config`'s dict (Ray Train calls it
-    through `_entry.train_loop_per_worker`)."""
+def run_worker(
+    config: dict[str, Any], session: Session, load_data: Callable[[SpaceSpec], Parts] = load_parts
+) -> None:
+    """One worker's life in a trial, with `_entry.worker_config`'s dict: Ray Train calls it
+    through `_entry.train_loop_per_worker`, a single-worker trial from its Tune trial actor.
+    `load_data` opens the space's data (a trial actor may keep it between its trials)."""
     started, clock = time.time(), time.monotonic()
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
     if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
-    state = setup(spec, trial.recipe)
+    fresh_process(spec.train.seed, max(1, int(spec.train.cpus_per_worker)))
+    state = build_state(
+        spec,
+        trial.recipe,
+        session.rank,
+        session.world,
+        session.device,
+        session.prepare,
+        load_data(spec),
+    )
     state.system = SystemSampler(state.device, state.world, clock)  # setup is part of the cost
-    start = restore(state)
+    start = restore(state, session)
     if start >= spec.train.epochs:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
-        report(state, start, {})
+        report(state, session, start, {})
     elif start == 0:
-        report(state, 0, startup_times(config.get("trial_started"), started))
+        report(state, session, 0, startup_times(config.get("trial_started"), started))
     for epoch in range(start + 1, spec.train.epochs + 1):
-        report(state, epoch, train_epoch(state, epoch))
+        report(state, session, epoch, train_epoch(state, epoch))
 
 
 def startup_times(trial_started: float | None, loop_started: float) -> dict[str, float]:
@@ -103,27 +119,27 @@ def startup_times(trial_started: float | None, loop_started: float) -> dict[str,
 
 
 def quiet_libraries() -> None:
-    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log.
-    PML's statistics are switched on for the telemetry."""
+    """PML logs every kNN call and faiss each CPU-feature probe at INFO: noise in the search log."""
     for name in ("PML", "faiss.loader"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    pml_common.COLLECT_STATS = True  # reducers count non-zero-loss tuples (telemetry)
     # DDP warns about conv weights with one input channel; harmless for these sizes.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
 
-def setup(spec: SpaceSpec, recipe: Recipe) -> WorkerState:
-    """This Ray Train worker's state: its rank, its device, the model wrapped in DDP."""
-    ctx = ray.train.get_context()
-    torch.set_num_threads(max(1, int(spec.train.cpus_per_worker)))
-    return build_state(
-        spec,
-        recipe,
-        ctx.get_world_rank(),
-        ctx.get_world_size(),
-        ray.train.torch.get_device(),
-        ray.train.torch.prepare_model,
-    )
+def fresh_process(seed: int, threads: int) -> None:
+    """What a trial must not inherit from an earlier trial of the same process (Tune reuses a
+    single-worker trial's actor): the global seeds (numpy's is PML's too), torch's thread count
+    and default dtype, PML's statistics switch, and CUDA's cached memory and peak statistics.
+    Models, losses and optimisers are built anew by every trial (`build_state`)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # every device's generator, CUDA's included
+    torch.set_num_threads(threads)
+    torch.set_default_dtype(torch.float32)
+    collect_stats(True)  # reducers count non-zero-loss tuples (telemetry)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # never initialises CUDA
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def build_state(
@@ -133,12 +149,14 @@ def build_state(
     world: int = 1,
     device: torch.device | None = None,
     prepare: Callable[[nn.Module], nn.Module] | None = None,
+    parts: Parts | None = None,
 ) -> WorkerState:
     """A worker's state for `recipe`; without Ray (rank 0 of 1, on the CPU, no DDP) it is what
-    the benches train in-process, with the same steps as a trial."""
+    the benches train in-process, with the same steps as a trial. `parts`: the space's data,
+    opened already (default: opened here)."""
     device = device or torch.device("cpu")
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
-    parts = load_parts(spec)
+    parts = parts if parts is not None else load_parts(spec)
     train_labels = contiguous(parts.labels("train"))
     network = build_network(spec, parts.source, recipe.head)
     freeze(network.backbone, spec.model.train_last_blocks)
@@ -252,7 +270,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
+def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, float]) -> None:
     """All ranks embed a share of the validation split and report (a barrier); rank 0 scores the
     gathered embeddings and writes the checkpoint."""
     metrics: dict[str, float] = {"epoch": epoch, **stats}
@@ -269,7 +287,7 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
         state.world,
     )
     if state.rank != 0:
-        ray.train.report(metrics)
+        session.report(metrics, None)
         return
     scores = retrieval_scores(embeddings, parts.labels("val")).as_metrics()
     metrics |= scores
@@ -287,15 +305,15 @@ def report(state: WorkerState, epoch: int, stats: dict[str, float]) -> None:
             optimizer=state.optimizer.state_dict(),
             selection=state.selected.to_dict(),
         ).save(tmp)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        session.report(metrics, tmp)
 
 
-def restore(state: WorkerState) -> int:
-    """Load the last checkpoint if Ray Train hands one over; return the epoch to continue after."""
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        return 0
-    with checkpoint.as_directory() as directory:
+def restore(state: WorkerState, session: Session) -> int:
+    """Load the last checkpoint if the session hands one over (a restarted worker group, a
+    retried or resumed trial); return the epoch to continue after."""
+    with session.latest_checkpoint() as directory:
+        if directory is None:
+            return 0
         saved = TrainingState.load(directory)
     unwrap(state.model).load_state_dict(saved.model)
     state.loss_fn.load_state_dict(saved.loss)
