@@ -113,7 +113,7 @@ def log_model(
         with _finalized(client, logged.model_id), tempfile.TemporaryDirectory() as local:
             client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
             path = os.path.join(local, names.MODEL_NAME)
-            with _quiet():
+            with _quiet(), no_progress_bar():  # it copies `artifacts` through a download
                 mlflow.pyfunc.save_model(
                     path,
                     python_model=EmbeddingModel(loader),

@@ -109,3 +109,16 @@ def test_a_model_that_cannot_be_written_is_marked_failed(
         log_model(uri, run_id, finished.export, stand_in_loader, np.ones((2, 3)))
     (model,) = client.search_logged_models([client.get_run(run_id).info.experiment_id])
     assert model.status == LoggedModelStatus.FAILED  # not left PENDING, as if still being written
+
+
+def test_logging_draws_no_progress_bar(
+    finished: Finished, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """save_model copies the export through MLflow's download path, whose tqdm bar would land
+    (with carriage returns) between the search's last lines."""
+    (Path(finished.export) / "preprocessing.json").write_text("{}")
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    log_model(finished.uri, finished.run_id, finished.export, stand_in_loader, rows)
+    captured = capfd.readouterr()
+    assert "Downloading" not in captured.err + captured.out
+    assert "\r" not in captured.err + captured.out
