@@ -232,10 +232,21 @@ def _run_of(result: dict[str, Any]) -> dict[str, Any]:
 
 def best(results: list[dict[str, Any]], factor: str, n: int) -> list[Any]:
     """The n values of `factor` (loss, encoder_lr) whose head-none grid runs on split 0 have the
-    best mean best-val MAP@R (sorted)."""
+    best mean best-val MAP@R (sorted). Means are taken over the other factor's values that every
+    candidate has, so that a rate tried with one good loss so far does not look best for it."""
+    other = "encoder_lr" if factor == "loss" else "loss"
+    grid = [
+        r
+        for r in results
+        if r["head"] == "none" and r["loss"] in LOSSES and r["split"] == SPLITS[0]
+    ]
+    seen: dict[Any, set[Any]] = defaultdict(set)
+    for r in grid:
+        seen[r[factor]].add(r[other])
+    common = set.intersection(*seen.values()) if seen else set()
     by_value: dict[Any, list[float]] = defaultdict(list)
-    for r in results:
-        if r["head"] == "none" and r["loss"] in LOSSES and r["split"] == SPLITS[0]:
+    for r in grid:
+        if r[other] in common:
             by_value[r[factor]].append(selected(r)[f"val.{MAP}"])
     ranked = sorted(by_value, key=lambda v: statistics.fmean(by_value[v]), reverse=True)
     return sorted(ranked[:n])

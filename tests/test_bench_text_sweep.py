@@ -43,6 +43,16 @@ def test_stages_follow_the_best_losses_and_rates_of_split_0() -> None:
     assert sweep.stage_splits(results, full=True) == []
 
 
+def test_a_rate_tried_with_fewer_losses_is_compared_on_the_losses_it_has() -> None:
+    sweep = load_bench("text_sweep")
+    *_, strong = losses = list(sweep.LOSSES)
+    weak = losses[0]
+    results = [fake_run(weak, 2e-5, 0.30), fake_run(strong, 2e-5, 0.40)]
+    results.append(fake_run(strong, 1e-4, 0.38))  # only the strong loss has run at 1e-4 yet
+    assert sweep.best(results, "encoder_lr", 1) == [2e-5]
+    assert sweep.best(results, "loss", 1) == [strong]
+
+
 def test_a_run_trains_and_scores_every_epoch(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     table = pq.read_table(DATA).to_pandas()
