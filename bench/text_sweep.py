@@ -19,11 +19,12 @@ MAP@R of the head-none runs on split 0):
    (NTXent 0.07, 2e-5, warm-up over 10% of the steps) through minesearch's steps;
 2. `heads`: head `linear` (identity-started, at `HEAD_LRS`; the encoder at lr x
    backbone_lr_factor) for the two best losses at the two best encoder lrs;
-3. `splits`: every loss, head none, at the best encoder lr, on split 1: how much the class split
-   moves the level and the ranking;
+3. `splits`: every loss, head none, at the best encoder lr and at the highest, on split 1: how
+   much the class split moves the level and the ranking, and whether a high rate declines there
+   too;
 4. `grid`: the other encoder lrs of `ENCODER_LRS`; then `heads` again, at the best lrs of all.
 `--full` runs the grid and the heads on both splits for every loss (about 80 runs: 6+ hours on
-the shared 2 cores, where a run took 4 to 20 minutes; the default is the cut above, 34 runs).
+the shared 2 cores, where a run took 4 to 20 minutes; the default is the cut above, 39 runs).
 
 Every run trains in-process with a trial's own steps (`minesearch.train.build_state`,
 `train_epoch`) and is scored as a worker scores (`embed_rows` on the val and the test rows,
@@ -119,8 +120,8 @@ def stage_heads(results: list[dict[str, Any]], full: bool) -> list[dict[str, Any
 def stage_splits(results: list[dict[str, Any]], full: bool) -> list[dict[str, Any]]:
     if full:
         return []  # the grid ran on every split
-    (rate,) = best(results, "encoder_lr", 1)
-    return [_run(s, loss, rate) for s in SPLITS[1:] for loss in LOSSES]
+    rates = dict.fromkeys([*best(results, "encoder_lr", 1), max(ENCODER_LRS)])
+    return [_run(s, loss, lr) for s in SPLITS[1:] for lr in rates for loss in LOSSES]
 
 
 # Most telling first, so that a sweep cut short still answers the main questions; `heads` runs
@@ -280,6 +281,8 @@ def train(todo: list[dict[str, Any]], partial: Path, jobs: int, threads: int) ->
 
 def sweep(out: Path, jobs: int, threads: int, full: bool) -> None:
     partial = out.with_name(out.name + ".partial.jsonl")
+    if out.exists() and not partial.exists():
+        partial.write_text(out.read_text())  # a finished sweep, extended by a later plan
     for name, stage in STAGES:
         done = read_runs(partial)
         runs = stage(list(done.values()), full)

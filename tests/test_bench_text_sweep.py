@@ -37,7 +37,7 @@ def test_stages_follow_the_best_losses_and_rates_of_split_0() -> None:
     }
     assert {r["head_lr"] for r in heads} == set(sweep.HEAD_LRS) and len(heads) == 8
     splits = sweep.stage_splits(results, full=False)
-    assert {(r["split"], r["encoder_lr"]) for r in splits} == {(1, 5e-5)}
+    assert {(r["split"], r["encoder_lr"]) for r in splits} == {(1, 5e-5), (1, 1e-4)}
     full = sweep.stage_grid(results, full=True)
     assert len({sweep.run_key(r) for r in full}) == 2 * len(losses) * len(sweep.ENCODER_LRS)
     assert sweep.stage_splits(results, full=True) == []
