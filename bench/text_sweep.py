@@ -345,25 +345,39 @@ def _gain(r: dict[str, Any], part: str) -> float:
     return float(selected(r)[f"{part}.{MAP}"] - r["epochs"][0][f"{part}.{MAP}"])
 
 
+def _last_gain(r: dict[str, Any], part: str) -> float:
+    """The last epoch's gain over the encoder (a diverged run: nan)."""
+    last = r["epochs"][-1]
+    return float(last.get(f"{part}.{MAP}", math.nan) - r["epochs"][0][f"{part}.{MAP}"])
+
+
 def _mean_gains(runs: list[dict[str, Any]]) -> str:
-    val = statistics.fmean(_gain(r, "val") for r in runs)
-    test = statistics.fmean(_gain(r, "test") for r in runs)
+    sel = [statistics.fmean(_gain(r, p) for r in runs) for p in ("val", "test")]
+    last = [statistics.fmean(_last_gain(r, p) for r in runs) for p in ("val", "test")]
     declined = sum(selected(r)["epoch"] == 0 for r in runs)
-    return f"val {val:+.4f}  test {test:+.4f}  declined {declined}/{len(runs)}"
+    return (
+        f"sel val {sel[0]:+.4f} test {sel[1]:+.4f} | epoch {EPOCHS} val {last[0]:+.4f} "
+        f"test {last[1]:+.4f} | declined {declined}/{len(runs)}"
+    )
 
 
 def aggregates(results: list[dict[str, Any]]) -> list[str]:
     """Mean gains over the encoder (selected epoch) by loss and by encoder lr (head none, split
     0's grid), head linear against head none on the same cells, and the split's effect."""
-    lines = ["mean gain of the selected epoch over the encoder (MAP@R), by factor:"]
+    lines = [
+        "mean gain over the encoder (MAP@R) of the selected epoch (sel) and the last, by factor:"
+    ]
     grid = [r for r in results if r["loss"] in LOSSES]
-    none0 = [r for r in grid if r["head"] == "none" and r["split"] == SPLITS[0]]
-    for title, factor in (("loss", "loss"), ("encoder lr", "encoder_lr")):
-        groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        for r in none0:
-            groups[r[factor]].append(r)
-        lines.append(f"  {title} (head none, split {SPLITS[0]}):")
-        lines += [f"    {k!s:<32} {_mean_gains(v)}" for k, v in groups.items()]
+    for split in SPLITS:
+        none = [r for r in grid if r["head"] == "none" and r["split"] == split]
+        rates = sorted({r["encoder_lr"] for r in none})
+        for title, factor in (("loss", "loss"), ("encoder lr", "encoder_lr")):
+            groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            for r in none:
+                groups[r[factor]].append(r)
+            over = f", over lrs {', '.join(f'{x:g}' for x in rates)}" if factor == "loss" else ""
+            lines.append(f"  {title} (head none, split {split}{over}):")
+            lines += [f"    {k!s:<29} {_mean_gains(v)}" for k, v in sorted(groups.items())]
     lines += _head_effects(grid) + _split_effects(grid)
     calibration = [r for r in results if r["loss"] == "calibration"]
     if calibration:
