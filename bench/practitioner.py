@@ -64,7 +64,7 @@ def plain_finetune(spec: SpaceSpec, epochs: int = 3, log: Any = print) -> dict[s
     if spec.model.backbone != "minilm":
         name = spec.model.backbone
         raise SystemExit(f"model.backbone: the plain arm fine-tunes minilm, not {name!r}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(spec.train.seed)
     parts = load_parts(spec)  # the space's data and class split
     texts = parts.source.take(np.arange(len(parts.source)))
@@ -123,7 +123,8 @@ def plain_finetune(spec: SpaceSpec, epochs: int = 3, log: Any = print) -> dict[s
             schedule.step()
             losses.append(loss.item())
         rows.append(record(epoch, time.perf_counter() - tick, losses))
-    return {"epochs": rows, "wall_s": time.perf_counter() - started, "steps": len(batches)}
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"epochs": rows, "wall_s": wall, "cpu_s": cpu, "steps": len(batches)}
 
 
 # --- arm 2: the search ------------------------------------------------------------------------
@@ -196,7 +197,10 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
     if plain is not None:
         rows = plain["epochs"]
         best = max(rows, key=lambda r: (r["val"], -r["epoch"]))
-        lines.append(f"plain fine-tune: {plain['wall_s']:.0f} s wall, {plain['steps']} steps/epoch")
+        lines.append(
+            f"plain fine-tune: {plain['wall_s']:.0f} s wall, {plain['cpu_s']:.0f} CPU s, "
+            f"{plain['steps']} steps/epoch"
+        )
         lines += [
             f"  epoch {r['epoch']}: val {r['val']:.4f}  test {r['test']:.4f}  "
             f"(P@1 {r['test_p1']:.4f})  train {r['train_s']:.0f} s"

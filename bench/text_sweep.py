@@ -1,8 +1,9 @@
 """Which fine-tuning recipes improve MiniLM on a realistic text set: the evidence for the text
 space's ranges (issue 19: "shipped ranges come from evidence wider than the shipped sets").
 
-Run (niced, in the background: an hour or more on 2 shared cores):
+Run (niced, in the background: hours on 2 shared cores):
     nice -n 15 python bench/text_sweep.py --jobs 2        # bench/results/text_sweep.{jsonl,txt}
+    nice -n 15 python bench/text_sweep.py --full          # every stage on both splits
     python bench/text_sweep.py --summary                  # the summary again, from the table
 
 Data: `package_topics` (scripts/make_package_topics.py: 2,100 Debian package descriptions, 42
@@ -11,13 +12,19 @@ all-MiniLM-L6-v2 (`backbone: minilm`, max_length 64), the whole encoder trained.
 `search_spaces/text_minilm.yaml` and bench/practitioner.py: batches of 8 classes x 4, AdamW with
 weight decay 0.01, the encoder's lr warmed up over 0.1 epoch, 3 epochs, seed 0.
 
-The grid, in two stages:
-1. head `none` (the encoder's own embedding, lr = the encoder's), encoder lr in `ENCODER_LRS`,
-   for each loss in `LOSSES`;
-2. head `linear` (identity-started) at the two encoder lrs that did best in stage 1 (mean best-val
-   MAP@R over losses and splits), the head at `HEAD_LRS`, the encoder at lr x backbone_lr_factor.
-Plus `CALIBRATION`: bench/practitioner.py's plain arm (NTXent 0.07, 2e-5, warm-up over 10% of the
-steps) through minesearch's steps, so this table and that bench can be read together.
+The stages, most telling first, each chosen from the results before it ("best" = mean best-val
+MAP@R of the head-none runs on split 0):
+1. `core`: head `none` (the encoder's own embedding, lr = the encoder's), each loss in `LOSSES` at
+   encoder lr 2e-5 and 1e-4, on split 0; plus `CALIBRATION`, bench/practitioner.py's plain arm
+   (NTXent 0.07, 2e-5, warm-up over 10% of the steps) through minesearch's steps;
+2. `heads`: head `linear` (identity-started, at `HEAD_LRS`; the encoder at lr x
+   backbone_lr_factor) for the two best losses at the two best encoder lrs;
+3. `splits`: every loss, head none, at the best encoder lr and at the highest, on split 1: how
+   much the class split moves the level and the ranking, and whether a high rate declines there
+   too;
+4. `grid`: the other encoder lrs of `ENCODER_LRS`; then `heads` again, at the best lrs of all.
+`--full` runs the grid and the heads on both splits for every loss (about 80 runs: 6+ hours on
+the shared 2 cores, where a run took 4 to 20 minutes; the default is the cut above, 39 runs).
 
 Every run trains in-process with a trial's own steps (`minesearch.train.build_state`,
 `train_epoch`) and is scored as a worker scores (`embed_rows` on the val and the test rows,
@@ -53,7 +60,8 @@ DATA = ROOT / "search_spaces" / "data" / "package_topics.parquet"
 OUT = ROOT / "bench" / "results" / "text_sweep.jsonl"
 SPLITS = (0, 1)
 EPOCHS = 3
-ENCODER_LRS = (1e-5, 2e-5, 5e-5, 1e-4)
+CORE_LRS = (2e-5, 1e-4)  # the practitioner's rate and the one issue 19 saw decline at
+ENCODER_LRS = (*CORE_LRS, 5e-5, 1e-5)  # in the order they are trained
 HEAD_LRS = (1e-3, 3e-4)
 # name -> search.params of the loss (PML defaults for what is not named)
 LOSSES: dict[str, dict[str, Any]] = {
@@ -69,7 +77,8 @@ LOSSES: dict[str, dict[str, Any]] = {
     "Contrastive": {"loss": "ContrastiveLoss"},
 }
 CALIBRATION = {"loss": "NTXentLoss", "temperature": 0.07}  # bench/practitioner.py's plain arm
-METRICS = ("mean_average_precision_at_r", "precision_at_1", "r_precision")
+MAP = "mean_average_precision_at_r"
+METRICS = (MAP, "precision_at_1", "r_precision")
 
 
 # --- the runs ---------------------------------------------------------------------------------
@@ -79,26 +88,51 @@ def run_key(run: dict[str, Any]) -> str:
     return json.dumps(run, sort_keys=True)
 
 
-def stage_one() -> list[dict[str, Any]]:
-    return [
-        {"split": s, "loss": loss, "head": "none", "encoder_lr": lr, "head_lr": None}
-        for s in SPLITS
-        for loss in LOSSES
-        for lr in ENCODER_LRS
-    ] + [
-        {"split": s, "loss": "calibration", "head": "none", "encoder_lr": 2e-5, "head_lr": None}
-        for s in SPLITS
-    ]
+def _run(split: int, loss: str, lr: float, head_lr: float | None = None) -> dict[str, Any]:
+    head = "none" if head_lr is None else "linear"
+    return {"split": split, "loss": loss, "head": head, "encoder_lr": lr, "head_lr": head_lr}
 
 
-def stage_two(best_rates: list[float]) -> list[dict[str, Any]]:
+def stage_core(results: list[dict[str, Any]], full: bool) -> list[dict[str, Any]]:
+    return [*stage_grid(results, full, CORE_LRS), _run(SPLITS[0], "calibration", 2e-5)]
+
+
+def stage_grid(
+    results: list[dict[str, Any]], full: bool, rates: tuple[float, ...] = ENCODER_LRS
+) -> list[dict[str, Any]]:
+    splits = SPLITS if full else SPLITS[:1]
+    return [_run(s, loss, lr) for s in splits for lr in rates for loss in LOSSES]
+
+
+def stage_heads(results: list[dict[str, Any]], full: bool) -> list[dict[str, Any]]:
+    splits = SPLITS if full else SPLITS[:1]
+    losses = list(LOSSES) if full else best(results, "loss", 2)
+    rates = best(results, "encoder_lr", 2)
     return [
-        {"split": s, "loss": loss, "head": "linear", "encoder_lr": lr, "head_lr": head_lr}
-        for s in SPLITS
-        for loss in LOSSES
-        for lr in best_rates
+        _run(s, loss, lr, head_lr)
+        for s in splits
+        for loss in losses
+        for lr in rates
         for head_lr in HEAD_LRS
     ]
+
+
+def stage_splits(results: list[dict[str, Any]], full: bool) -> list[dict[str, Any]]:
+    if full:
+        return []  # the grid ran on every split
+    rates = dict.fromkeys([*best(results, "encoder_lr", 1), max(ENCODER_LRS)])
+    return [_run(s, loss, lr) for s in SPLITS[1:] for lr in rates for loss in LOSSES]
+
+
+# Most telling first, so that a sweep cut short still answers the main questions; `heads` runs
+# again once the whole grid is in (its best rates may have changed; done runs are not repeated).
+STAGES = (
+    ("core", stage_core),
+    ("heads", stage_heads),
+    ("splits", stage_splits),
+    ("grid", stage_grid),
+    ("heads", stage_heads),
+)
 
 
 def space_dict(split_seed: int, warmup_epochs: float, data: Path = DATA) -> dict[str, Any]:
@@ -197,14 +231,26 @@ def _run_of(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in ("split", "loss", "head", "encoder_lr", "head_lr")}
 
 
-def best_rates(results: list[dict[str, Any]]) -> list[float]:
-    """The two encoder lrs of stage 1 (head none) with the best mean best-val MAP@R."""
-    by_lr: dict[float, list[float]] = defaultdict(list)
-    for r in results:
-        if r["head"] == "none" and r["loss"] in LOSSES:
-            by_lr[r["encoder_lr"]].append(selected(r)["val.mean_average_precision_at_r"])
-    ranked = sorted(by_lr, key=lambda lr: statistics.fmean(by_lr[lr]), reverse=True)
-    return sorted(ranked[:2])
+def best(results: list[dict[str, Any]], factor: str, n: int) -> list[Any]:
+    """The n values of `factor` (loss, encoder_lr) whose head-none grid runs on split 0 have the
+    best mean best-val MAP@R (sorted). Means are taken over the other factor's values that every
+    candidate has, so that a rate tried with one good loss so far does not look best for it."""
+    other = "encoder_lr" if factor == "loss" else "loss"
+    grid = [
+        r
+        for r in results
+        if r["head"] == "none" and r["loss"] in LOSSES and r["split"] == SPLITS[0]
+    ]
+    seen: dict[Any, set[Any]] = defaultdict(set)
+    for r in grid:
+        seen[r[factor]].add(r[other])
+    common = set.intersection(*seen.values()) if seen else set()
+    by_value: dict[Any, list[float]] = defaultdict(list)
+    for r in grid:
+        if r[other] in common:
+            by_value[r[factor]].append(selected(r)[f"val.{MAP}"])
+    ranked = sorted(by_value, key=lambda v: statistics.fmean(by_value[v]), reverse=True)
+    return sorted(ranked[:n])
 
 
 def selected(result: dict[str, Any]) -> dict[str, Any]:
@@ -233,31 +279,22 @@ def train(todo: list[dict[str, Any]], partial: Path, jobs: int, threads: int) ->
             )
 
 
-def sweep(out: Path, jobs: int, threads: int) -> None:
+def sweep(out: Path, jobs: int, threads: int, full: bool) -> None:
     partial = out.with_name(out.name + ".partial.jsonl")
-    done = read_runs(partial)
-    first = stage_one()
-    todo = [r for r in first if run_key(r) not in done]
-    print(f"stage 1: {len(first)} runs, {len(todo)} to train", flush=True)
-    train(todo, partial, jobs, threads)
-    done = read_runs(partial)
-    rates = best_rates(list(done.values()))
-    second = stage_two(rates)
-    todo = [r for r in second if run_key(r) not in done]
-    print(f"stage 2 (head linear at encoder lr {rates}): {len(todo)} to train", flush=True)
-    train(todo, partial, jobs, threads)
-    done = read_runs(partial)
-    wanted = [run_key(r) for r in first + second]
-    with out.open("w") as table:
-        for key in wanted:
-            table.write(json.dumps(done[key]) + "\n")
+    if out.exists() and not partial.exists():
+        partial.write_text(out.read_text())  # a finished sweep, extended by a later plan
+    for name, stage in STAGES:
+        done = read_runs(partial)
+        runs = stage(list(done.values()), full)
+        todo = [r for r in runs if run_key(r) not in done]
+        print(f"stage {name}: {len(runs)} runs, {len(todo)} to train", flush=True)
+        train(todo, partial, jobs, threads)
+    out.write_text(partial.read_text())  # every finished run, extra ones of an earlier plan too
     partial.unlink()
     write_summary(out)
 
 
 # --- the summary ------------------------------------------------------------------------------
-
-MAP = "mean_average_precision_at_r"
 
 
 def recipe_name(r: dict[str, Any]) -> str:
@@ -308,30 +345,40 @@ def _gain(r: dict[str, Any], part: str) -> float:
     return float(selected(r)[f"{part}.{MAP}"] - r["epochs"][0][f"{part}.{MAP}"])
 
 
+def _last_gain(r: dict[str, Any], part: str) -> float:
+    """The last epoch's gain over the encoder (a diverged run: nan)."""
+    last = r["epochs"][-1]
+    return float(last.get(f"{part}.{MAP}", math.nan) - r["epochs"][0][f"{part}.{MAP}"])
+
+
 def _mean_gains(runs: list[dict[str, Any]]) -> str:
-    val = statistics.fmean(_gain(r, "val") for r in runs)
-    test = statistics.fmean(_gain(r, "test") for r in runs)
+    sel = [statistics.fmean(_gain(r, p) for r in runs) for p in ("val", "test")]
+    last = [statistics.fmean(_last_gain(r, p) for r in runs) for p in ("val", "test")]
     declined = sum(selected(r)["epoch"] == 0 for r in runs)
-    return f"val {val:+.4f}  test {test:+.4f}  declined {declined}/{len(runs)}"
+    return (
+        f"sel val {sel[0]:+.4f} test {sel[1]:+.4f} | epoch {EPOCHS} val {last[0]:+.4f} "
+        f"test {last[1]:+.4f} | declined {declined}/{len(runs)}"
+    )
 
 
 def aggregates(results: list[dict[str, Any]]) -> list[str]:
-    """Mean gains over the encoder (selected epoch) by loss, by encoder lr, by head, by split."""
-    lines = ["mean gain of the selected epoch over the encoder (MAP@R), by factor:"]
+    """Mean gains over the encoder (selected epoch) by loss and by encoder lr (head none, split
+    0's grid), head linear against head none on the same cells, and the split's effect."""
+    lines = [
+        "mean gain over the encoder (MAP@R) of the selected epoch (sel) and the last, by factor:"
+    ]
     grid = [r for r in results if r["loss"] in LOSSES]
-    for title, key in (
-        ("loss (head none)", lambda r: r["loss"] if r["head"] == "none" else None),
-        ("encoder lr (head none)", lambda r: r["encoder_lr"] if r["head"] == "none" else None),
-        ("head (at stage 2's encoder lrs)", _head_key(grid)),
-        ("split (head none)", lambda r: r["split"] if r["head"] == "none" else None),
-    ):
-        groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        for r in grid:
-            if (k := key(r)) is not None:
-                groups[k].append(r)
-        lines.append(f"  {title}:")
-        lines += [f"    {k!s:<32} {_mean_gains(v)}" for k, v in groups.items()]
-    lines += _split_effects(grid)
+    for split in SPLITS:
+        none = [r for r in grid if r["head"] == "none" and r["split"] == split]
+        rates = sorted({r["encoder_lr"] for r in none})
+        for title, factor in (("loss", "loss"), ("encoder lr", "encoder_lr")):
+            groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            for r in none:
+                groups[r[factor]].append(r)
+            over = f", over lrs {', '.join(f'{x:g}' for x in rates)}" if factor == "loss" else ""
+            lines.append(f"  {title} (head none, split {split}{over}):")
+            lines += [f"    {k!s:<29} {_mean_gains(v)}" for k, v in sorted(groups.items())]
+    lines += _head_effects(grid) + _split_effects(grid)
     calibration = [r for r in results if r["loss"] == "calibration"]
     if calibration:
         lines.append("  calibration (bench/practitioner.py's plain recipe through minesearch):")
@@ -345,46 +392,44 @@ def aggregates(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _head_key(grid: list[dict[str, Any]]) -> Any:
-    rates = {r["encoder_lr"] for r in grid if r["head"] == "linear"}
-    return lambda r: (
-        (r["head"] if r["head"] == "none" else f"linear@{r['head_lr']:g}")
-        if r["encoder_lr"] in rates
-        else None
-    )
+def _head_effects(grid: list[dict[str, Any]]) -> list[str]:
+    """Head linear minus head none on the same (split, loss, encoder lr), selected epochs."""
+    none = {(r["split"], r["loss"], r["encoder_lr"]): r for r in grid if r["head"] == "none"}
+    diffs: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for r in grid:
+        twin = none.get((r["split"], r["loss"], r["encoder_lr"]))
+        if r["head"] == "linear" and twin is not None:
+            pair = (selected(r), selected(twin))
+            diffs[r["head_lr"]].append(
+                tuple(pair[0][f"{p}.{MAP}"] - pair[1][f"{p}.{MAP}"] for p in ("val", "test"))
+            )
+    lines = ["  head linear minus head none, same loss, encoder lr and split:"] if diffs else []
+    for head_lr, pairs in sorted(diffs.items()):
+        val, test = (statistics.fmean(d[i] for d in pairs) for i in (0, 1))
+        lines.append(f"    head lr {head_lr:<8g} val {val:+.4f}  test {test:+.4f}  ({len(pairs)})")
+    return lines
 
 
 def _split_effects(grid: list[dict[str, Any]]) -> list[str]:
     """How much the split moves the level (epoch 0) and the gains: the same recipe on both."""
+    from scipy.stats import kendalltau
+
     pairs: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in grid:
         pairs[recipe_name(r)][r["split"]] = r
-    both = [p for p in pairs.values() if len(p) == len(SPLITS)]
-    if not both or len(SPLITS) != 2:
-        return []
     a, b = SPLITS
+    both = [p for p in pairs.values() if a in p and b in p]
+    if not both:
+        return []
     level = [p[a]["epochs"][0][f"test.{MAP}"] - p[b]["epochs"][0][f"test.{MAP}"] for p in both]
     gains = [_gain(p[a], "test") - _gain(p[b], "test") for p in both]
-    ranks = _rank_agreement([_gain(p[a], "val") for p in both], [_gain(p[b], "val") for p in both])
+    tau = kendalltau([_gain(p[a], "val") for p in both], [_gain(p[b], "val") for p in both])
     return [
         f"  split {a} minus split {b}, same recipe ({len(both)} recipes):",
         f"    encoder's test MAP@R {statistics.fmean(level):+.4f}; test gain: mean "
         f"{statistics.fmean(gains):+.4f}, sd {statistics.pstdev(gains):.4f}",
-        f"    Kendall tau of the recipes' val gains, split {a} vs {b}: {ranks:.2f}",
+        f"    Kendall tau of the recipes' val gains, split {a} vs {b}: {tau.statistic:.2f}",
     ]
-
-
-def _rank_agreement(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-a (ties count as neither): does one split rank the recipes as the other?"""
-    n, total = len(x), 0.0
-    for i in range(n):
-        for j in range(i + 1, n):
-            total += (
-                math.copysign(1, x[i] - x[j])
-                * math.copysign(1, y[i] - y[j])
-                * (x[i] != x[j] and y[i] != y[j])
-            )
-    return total / max(n * (n - 1) / 2, 1)
 
 
 def write_summary(out: Path) -> None:
@@ -399,13 +444,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--jobs", type=int, default=1, help="processes training at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--full", action="store_true", help="stages 1-2 on both splits")
     parser.add_argument("--summary", action="store_true", help="only rewrite the summary")
     args = parser.parse_args(argv)
     if args.summary:
         write_summary(args.out)
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    sweep(args.out, args.jobs, args.threads)
+    sweep(args.out, args.jobs, args.threads, args.full)
 
 
 if __name__ == "__main__":

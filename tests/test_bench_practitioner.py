@@ -73,7 +73,12 @@ def test_plain_arm_refuses_another_backbone(tmp_path: Path) -> None:
 def test_the_report_states_the_gap_and_the_wall_ratio() -> None:
     bench = load_bench("practitioner")
     row = {"val": 0.5, "test": 0.4, "val_p1": 0.6, "test_p1": 0.5, "train_s": 1.0, "loss": 1.0}
-    plain = {"wall_s": 100.0, "steps": 3, "epochs": [{**row, "epoch": 0}, {**row, "epoch": 1}]}
+    plain = {
+        "wall_s": 100.0,
+        "cpu_s": 150.0,
+        "steps": 3,
+        "epochs": [{**row, "epoch": 0}, {**row, "epoch": 1}],
+    }
     search = {"wall_s": 500.0, "trials": 6, "chosen": "NTXent", "chosen_epoch": 2}
     search |= {"chosen_val": 0.55, "chosen_test": 0.45, "control_val": None}
     search |= {"control_test": None, "pretrained_val": 0.5, "pretrained_test": 0.4}
