@@ -36,6 +36,7 @@ from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
 from minesearch.train._pml_internals import collect_stats
+from minesearch.train._precision import LossScaler, Precision
 from minesearch.train._selection import Selected
 from minesearch.train._session import Session
 from minesearch.train._step import for_world, loss_and_grads
@@ -71,6 +72,8 @@ class WorkerState:
     selected: Selected  # the epoch the trial is scored at, so far
     backbone_lr: float  # the backbone's lr after its warm-up
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
+    precision: Precision  # train.precision resolved on this worker's device
+    scaler: LossScaler  # fp16's loss scale (kept in the checkpoint); a plain step otherwise
     system: SystemSampler | None = None  # system/* and cost.* metrics, set by the entry point
 
 
@@ -153,8 +156,11 @@ def build_state(
 ) -> WorkerState:
     """A worker's state for `recipe`; without Ray (rank 0 of 1, on the CPU, no DDP) it is what
     the benches train in-process, with the same steps as a trial. `parts`: the space's data,
-    opened already (default: opened here)."""
+    opened already (default: opened here). The recipe trains as resolved against the space
+    (`Recipe.resolved`): its own optimiser, weight decay, warm-up and head, else the space's."""
     device = device or torch.device("cpu")
+    recipe = recipe.resolved(spec)
+    precision = Precision.resolve(spec.train.precision, device)
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
     parts = parts if parts is not None else load_parts(spec)
     train_labels = contiguous(parts.labels("train"))
@@ -182,14 +188,14 @@ def build_state(
         rank=rank,
         seed=spec.train.seed,
     )
-    weight_decay = spec.train.weight_decay if recipe.weight_decay is None else recipe.weight_decay
-    warmup = spec.train.warmup_epochs if recipe.warmup_epochs is None else recipe.warmup_epochs
+    assert recipe.optimizer is not None and recipe.weight_decay is not None  # resolved
+    assert recipe.warmup_epochs is not None
     backbone_lr = next((g["lr"] for g in groups if g.get("name") == BACKBONE), 0.0)
     return WorkerState(
         model=model,
         loss_fn=loss_fn,
         miner=miner,
-        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, weight_decay),
+        optimizer=make_optimizer(recipe.optimizer, groups, recipe.lr, recipe.weight_decay),
         batches=batches,
         parts=parts,
         train_labels=train_labels,
@@ -201,7 +207,9 @@ def build_state(
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
         selected=Selected(spec.search.metric, spec.search.mode, spec.search.select),
         backbone_lr=backbone_lr,
-        warmup_steps=round(warmup * len(batches)),
+        warmup_steps=round(recipe.warmup_epochs * len(batches)),
+        precision=precision,
+        scaler=precision.scaler(),
     )
 
 
@@ -212,12 +220,14 @@ def contiguous(labels: np.ndarray) -> np.ndarray:
 
 
 def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
-    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges."""
+    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges. Under
+    fp16 a step whose scaled gradients overflowed is skipped (`skipped_steps`), as GradScaler
+    does."""
     state.batches.set_epoch(epoch)
     state.model.train()
     rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
     generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
-    started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
+    started, losses, tuples, empty, samples, skipped = time.perf_counter(), [], [], 0, 0, 0
     difficulty, telemetry_s, peak_anon = Difficulty(), 0.0, rss_anon_mb()
     for step, idx in enumerate(state.batches):
         raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
@@ -231,10 +241,19 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         )
         state.optimizer.zero_grad(set_to_none=True)
         try:
-            outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
+            outcome = loss_and_grads(
+                state.model,
+                state.loss_fn,
+                state.miner,
+                x,
+                y,
+                state.world,
+                state.precision,
+                state.scaler,
+            )
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
-        state.optimizer.step()
+        skipped += not state.scaler.step(state.optimizer)
         if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
             tick = time.perf_counter()
             difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
@@ -258,6 +277,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     }
     if peak_anon is not None:
         stats["memory.rss_anon_peak_mb"] = peak_anon
+    if state.scaler.enabled:
+        stats |= {"skipped_steps": float(skipped), "loss_scale": state.scaler.scale}
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
@@ -285,6 +306,7 @@ def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, fl
         state.device,
         state.rank,
         state.world,
+        state.precision,
     )
     if state.rank != 0:
         session.report(metrics, None)
@@ -304,6 +326,7 @@ def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, fl
             loss=state.loss_fn.state_dict(),
             optimizer=state.optimizer.state_dict(),
             selection=state.selected.to_dict(),
+            scaler=state.scaler.state_dict(),
         ).save(tmp)
         session.report(metrics, tmp)
 
@@ -318,5 +341,6 @@ def restore(state: WorkerState, session: Session) -> int:
     unwrap(state.model).load_state_dict(saved.model)
     state.loss_fn.load_state_dict(saved.loss)
     state.optimizer.load_state_dict(saved.optimizer)
+    state.scaler.load_state_dict(saved.scaler)
     state.selected.restore(saved.selection)
     return saved.epoch

@@ -5,9 +5,6 @@ the result a fresh process would."""
 from __future__ import annotations
 
 import random
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.utils import common_functions as pml_common
-from torch import nn
+from recording_session import RecordingSession
 
 from minesearch.config import SpaceSpec, parse_spec
 from minesearch.data import load_parts
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train import (
-    CHECKPOINT_FILE,
     Session,
     TrainingState,
     run_in_process,
@@ -32,34 +28,6 @@ from minesearch.train._pml_internals import collect_stats
 EPOCHS = 2
 # what differs between two runs of the same recipe by design: clocks, memory, the machine
 UNSTABLE = ("_s", "_share", "memory.", "system/", "cost.", "samples_per_s")
-
-
-class RecordingSession:
-    """Rank 0 of 1 on the CPU: keeps each report and a copy of each checkpoint."""
-
-    rank = 0
-    world = 1
-    device = torch.device("cpu")
-
-    def __init__(self, root: Path, resume_from: Path | None = None) -> None:
-        self.root = root
-        self.resume_from = resume_from
-        self.reports: list[dict[str, float]] = []
-        self.checkpoints: list[Path] = []
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        return model
-
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
-        yield None if self.resume_from is None else str(self.resume_from)
-
-    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
-        assert checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_FILE).is_file()
-        kept = self.root / f"epoch{len(self.reports)}"
-        shutil.copytree(checkpoint_dir, kept)  # the loop deletes its directory after the report
-        self.reports.append(metrics)
-        self.checkpoints.append(kept)
 
 
 @pytest.fixture(scope="module")
