@@ -8,18 +8,21 @@ distributed wrappers, so a miner finds hard negatives across shards.
 
 A trial actor may run several trials one after another (Tune's actor reuse), so each run starts by
 resetting what the process would otherwise carry over (`fresh_process`).
+
+A trial with `search.folds` K > 1 trains K fold models in lockstep (`_folds`): a `WorkerState` per
+fold, stepped and scored one after another in the same order on every rank (so DDP's and the
+evaluation's collectives line up), under one `Lockstep` that selects on the mean over folds.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,13 +30,14 @@ import torch
 from torch import nn
 
 from minesearch.config import SpaceSpec
-from minesearch.data import Parts, Preprocess, load_parts
+from minesearch.data import Parts, Preprocess, load_folds, load_parts
 from minesearch.models import build_network, freeze
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train._batches import ClassBalancedBatches
 from minesearch.train._checkpoint import TrainingState
 from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
+from minesearch.train._folds import GlobalRng, fold_scores, fold_stats, seed_globals
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
 from minesearch.train._pml_internals import collect_stats
 from minesearch.train._precision import LossScaler, Precision
@@ -54,7 +58,7 @@ TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemet
 
 @dataclass
 class WorkerState:
-    """What one worker holds for the life of a trial."""
+    """What one worker holds for the life of a trial (of one fold, in a K-fold trial)."""
 
     model: nn.Module  # DDP-wrapped when world > 1
     loss_fn: nn.Module
@@ -69,37 +73,45 @@ class WorkerState:
     world: int
     seed: int
     margin: float  # what mining telemetry classifies triplets under
-    selected: Selected  # the epoch the trial is scored at, so far
     backbone_lr: float  # the backbone's lr after its warm-up
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
     precision: Precision  # train.precision resolved on this worker's device
     scaler: LossScaler  # fp16's loss scale (kept in the checkpoint); a plain step otherwise
-    system: SystemSampler | None = None  # system/* and cost.* metrics, set by the entry point
 
 
-def run_worker(
-    config: dict[str, Any], session: Session, load_data: Callable[[SpaceSpec], Parts] = load_parts
-) -> None:
+@dataclass
+class Lockstep:
+    """A trial's fold states (one for a single split), each with its own copy of the global
+    generators, and the one selection over the mean of their scores."""
+
+    folds: list[WorkerState]
+    rngs: list[GlobalRng]
+    selected: Selected  # the epoch the trial is scored at, so far
+    system: SystemSampler | None = field(default=None)  # system/* and cost.*, set by run_worker
+
+    @property
+    def lead(self) -> WorkerState:
+        """Fold 0: its rank, world and device are every fold's; its model is the trial's."""
+        return self.folds[0]
+
+
+# (the space, K) -> the data's K folds (`data.load_folds`; a trial actor keeps its copy)
+LoadData = Callable[[SpaceSpec, int], list[Parts]]
+
+
+def run_worker(config: dict[str, Any], session: Session, load_data: LoadData = load_folds) -> None:
     """One worker's life in a trial, with `_entry.worker_config`'s dict: Ray Train calls it
-    through `_entry.train_loop_per_worker`, a single-worker trial from its Tune trial actor.
-    `load_data` opens the space's data (a trial actor may keep it between its trials)."""
+    through `_entry.train_loop_per_worker`, a single-worker trial from its Tune trial actor."""
     started, clock = time.time(), time.monotonic()
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
     if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
+    folds = trial.folds if trial.folds is not None else (spec.search.folds or 1)
     fresh_process(spec.train.seed, max(1, int(spec.train.cpus_per_worker)))
-    state = build_state(
-        spec,
-        trial.recipe,
-        session.rank,
-        session.world,
-        session.device,
-        session.prepare,
-        load_data(spec),
-    )
-    state.system = SystemSampler(state.device, state.world, clock)  # setup is part of the cost
+    state = build_lockstep(spec, trial.recipe, session, load_data(spec, folds))
+    state.system = SystemSampler(session.device, session.world, clock)  # setup is part of cost
     start = restore(state, session)
     if start >= spec.train.epochs:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
@@ -107,7 +119,40 @@ def run_worker(
     elif start == 0:
         report(state, session, 0, startup_times(config.get("trial_started"), started))
     for epoch in range(start + 1, spec.train.epochs + 1):
-        report(state, session, epoch, train_epoch(state, epoch))
+        report(state, session, epoch, train_folds(state, epoch))
+
+
+def build_lockstep(
+    spec: SpaceSpec, recipe: Recipe, session: Session, folds: list[Parts]
+) -> Lockstep:
+    """A state per fold, each built as a single-fold trial builds its one: from the seeded global
+    generators (the same init and batch order in every fold and every recipe)."""
+    states, rngs = [], []
+    for parts in folds:
+        seed_globals(spec.train.seed)
+        states.append(
+            build_state(
+                spec,
+                recipe,
+                session.rank,
+                session.world,
+                session.device,
+                session.prepare,
+                parts,
+            )
+        )
+        rngs.append(GlobalRng.capture(session.device))
+    selected = Selected(spec.search.metric, spec.search.mode, spec.search.select)
+    return Lockstep(states, rngs, selected)
+
+
+def train_folds(state: Lockstep, epoch: int) -> dict[str, float]:
+    """One epoch of every fold, fold 0 first, each with its own global generators."""
+    stats = []
+    for fold, rng in zip(state.folds, state.rngs, strict=True):
+        with rng.active(fold.device):
+            stats.append(train_epoch(fold, epoch))
+    return fold_stats(stats)
 
 
 def startup_times(trial_started: float | None, loop_started: float) -> dict[str, float]:
@@ -134,9 +179,7 @@ def fresh_process(seed: int, threads: int) -> None:
     single-worker trial's actor): the global seeds (numpy's is PML's too), torch's thread count
     and default dtype, PML's statistics switch, and CUDA's cached memory and peak statistics.
     Models, losses and optimisers are built anew by every trial (`build_state`)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # every device's generator, CUDA's included
+    seed_globals(seed)
     torch.set_num_threads(threads)
     torch.set_default_dtype(torch.float32)
     collect_stats(True)  # reducers count non-zero-loss tuples (telemetry)
@@ -205,7 +248,6 @@ def build_state(
         world=world,
         seed=spec.train.seed,
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
-        selected=Selected(spec.search.metric, spec.search.mode, spec.search.select),
         backbone_lr=backbone_lr,
         warmup_steps=round(recipe.warmup_epochs * len(batches)),
         precision=precision,
@@ -291,12 +333,44 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, float]) -> None:
-    """All ranks embed a share of the validation split and report (a barrier); rank 0 scores the
-    gathered embeddings and writes the checkpoint."""
+def report(state: Lockstep, session: Session, epoch: int, stats: dict[str, float]) -> None:
+    """All ranks embed a share of each fold's validation split and report (a barrier); rank 0
+    scores the gathered embeddings and writes the checkpoint."""
+    lead = state.lead
     metrics: dict[str, float] = {"epoch": epoch, **stats}
     if (anon := rss_anon_mb()) is not None:
         metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
+    per_fold = []
+    for fold, rng in zip(state.folds, state.rngs, strict=True):
+        with rng.active(fold.device):
+            scores = evaluate(fold)
+        if scores is not None:
+            per_fold.append(scores)
+    if lead.rank != 0:
+        session.report(metrics, None)
+        return
+    scores = fold_scores(per_fold)
+    metrics |= scores
+    if any(not math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
+    state.selected.update(epoch, scores)  # the mean over folds, under the metrics' own names
+    metrics |= state.selected.report(epoch)
+    if state.system is not None:  # after evaluation: the epoch's cost includes it
+        metrics |= state.system.sample()
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = [fold_state(fold) for fold in state.folds]
+        TrainingState(
+            epoch=epoch,
+            **saved[0],
+            selection=state.selected.to_dict(),
+            folds=tuple(saved[1:]),
+        ).save(tmp)
+        session.report(metrics, tmp)
+
+
+def evaluate(state: WorkerState) -> dict[str, float] | None:
+    """A collective: every rank embeds its share of the fold's val rows; rank 0 scores them (in
+    fp32, embedded in the trial's precision), the others get None."""
     parts, val = state.parts, state.parts.rows("val")
     embeddings = embed_sharded(
         unwrap(state.model),
@@ -309,38 +383,37 @@ def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, fl
         state.precision,
     )
     if state.rank != 0:
-        session.report(metrics, None)
-        return
-    scores = retrieval_scores(embeddings, parts.labels("val")).as_metrics()
-    metrics |= scores
-    if any(not math.isfinite(v) for v in metrics.values()):
-        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
-    state.selected.update(epoch, scores)
-    metrics |= state.selected.report(epoch)
-    if state.system is not None:  # after evaluation: the epoch's cost includes it
-        metrics |= state.system.sample()
-    with tempfile.TemporaryDirectory() as tmp:
-        TrainingState(
-            epoch=epoch,
-            model=unwrap(state.model).state_dict(),
-            loss=state.loss_fn.state_dict(),
-            optimizer=state.optimizer.state_dict(),
-            selection=state.selected.to_dict(),
-            scaler=state.scaler.state_dict(),
-        ).save(tmp)
-        session.report(metrics, tmp)
+        return None
+    return retrieval_scores(embeddings, parts.labels("val")).as_metrics()
 
 
-def restore(state: WorkerState, session: Session) -> int:
+def fold_state(state: WorkerState) -> dict[str, Any]:
+    """What the checkpoint keeps of one fold (`TrainingState.fold`)."""
+    return {
+        "model": unwrap(state.model).state_dict(),
+        "loss": state.loss_fn.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scaler": state.scaler.state_dict(),
+    }
+
+
+def restore(state: Lockstep, session: Session) -> int:
     """Load the last checkpoint if the session hands one over (a restarted worker group, a
-    retried or resumed trial); return the epoch to continue after."""
+    retried or resumed trial), every fold of it; return the epoch to continue after."""
     with session.latest_checkpoint() as directory:
         if directory is None:
             return 0
         saved = TrainingState.load(directory)
-    unwrap(state.model).load_state_dict(saved.model)
-    state.loss_fn.load_state_dict(saved.loss)
-    state.optimizer.load_state_dict(saved.optimizer)
-    state.scaler.load_state_dict(saved.scaler)
+    if saved.fold_count != len(state.folds):
+        raise ValueError(
+            f"search.folds: the checkpoint holds {saved.fold_count} folds, the trial trains "
+            f"{len(state.folds)}; resume with the search's own search.folds"
+        )
+    for k, fold in enumerate(state.folds):
+        kept = saved.fold(k)
+        unwrap(fold.model).load_state_dict(kept["model"])
+        fold.loss_fn.load_state_dict(kept["loss"])
+        fold.optimizer.load_state_dict(kept["optimizer"])
+        fold.scaler.load_state_dict(kept.get("scaler", {}))
     state.selected.restore(saved.selection)
     return saved.epoch

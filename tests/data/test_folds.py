@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from minesearch.config import SpaceSpec, parse_spec
-from minesearch.data import DataError, Split, load_parts, split_by_class, split_folds
+from minesearch.data import DataError, Split, data_errors, load_parts, split_by_class, split_folds
 
 
 def _labels(n_classes: int = 12, per_class: int = 3) -> np.ndarray:
@@ -130,3 +130,33 @@ def test_load_parts_folds_with_the_datas_own_split_is_bad_input(tmp_path: Path) 
     assert len(load_parts(spec).split.val) == 12
     with pytest.raises(DataError, match=r"^search\.folds: 2 class folds need a class split"):
         load_parts(spec, fold=0, folds=2)
+
+
+def test_validate_names_search_folds_when_the_classes_cannot_fill_them() -> None:
+    """digits: 10 classes, 2 of them test; 5 folds leave a fold 1 val class."""
+    spec = parse_spec(
+        {
+            "name": "f",
+            "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
+            "train": {"batch": {"classes": 2, "per_class": 4}},
+            "search": {"folds": 5},
+        }
+    )
+    (error,) = data_errors(spec)
+    assert error.startswith("search.folds: 5 folds over 8 non-test classes")
+
+
+def test_validate_checks_the_batch_against_a_folds_training_classes() -> None:
+    """3 folds over 8 non-test classes: a fold trains on 5 classes, fewer than a batch's 6."""
+    spec = parse_spec(
+        {
+            "name": "f",
+            "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
+            "train": {"batch": {"classes": 6, "per_class": 4}},
+            "search": {"folds": 3},
+        }
+    )
+    assert data_errors(spec) == [
+        "train.batch.classes: 6 classes per batch, but a fold's training part has only 5 classes "
+        "(data.split.val/test and search.folds take the others)"
+    ]

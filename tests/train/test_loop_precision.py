@@ -23,7 +23,7 @@ import torch
 from recording_session import RecordingSession
 
 from minesearch.config import SpaceSpec, parse_spec
-from minesearch.data import load_parts
+from minesearch.data import load_folds
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train import TrainingState, build_state, run_in_process, split_scores, train_epoch
 from minesearch.train._loop import fresh_process
@@ -141,11 +141,11 @@ def test_the_fp16_scale_goes_into_the_checkpoint_and_comes_back(
 ) -> None:
     spec = on_vectors(vectors, "fp16")
     first = RecordingSession(tmp_path / "first")
-    run_in_process({"spec": spec, "trial": TrialConfig(RECIPE)}, first, load_parts)
+    run_in_process({"spec": spec, "trial": TrialConfig(RECIPE)}, first, load_folds)
     saved = TrainingState.load(first.checkpoints[1])
     assert saved.scaler["scale"] > 0  # GradScaler's own state_dict
     resumed = RecordingSession(tmp_path / "resumed", resume_from=first.checkpoints[1])
-    run_in_process({"spec": spec, "trial": TrialConfig(RECIPE)}, resumed, load_parts)
+    run_in_process({"spec": spec, "trial": TrialConfig(RECIPE)}, resumed, load_folds)
     assert resumed.reports[0]["train_loss"] == pytest.approx(first.reports[2]["train_loss"])
 
 
