@@ -132,31 +132,27 @@ def test_load_parts_folds_with_the_datas_own_split_is_bad_input(tmp_path: Path) 
         load_parts(spec, fold=0, folds=2)
 
 
-def test_validate_names_search_folds_when_the_classes_cannot_fill_them() -> None:
-    """digits: 10 classes, 2 of them test; 5 folds leave a fold 1 val class."""
-    spec = parse_spec(
+def _digits_in_folds(folds: int, batch_classes: int) -> SpaceSpec:
+    """digits: 10 classes, 2 of them test."""
+    return parse_spec(
         {
             "name": "f",
             "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
-            "train": {"batch": {"classes": 2, "per_class": 4}},
-            "search": {"folds": 5},
+            "train": {"batch": {"classes": batch_classes, "per_class": 4}},
+            "search": {"folds": folds},
         }
     )
-    (error,) = data_errors(spec)
+
+
+def test_validate_names_search_folds_when_the_classes_cannot_fill_them() -> None:
+    """5 folds over 8 non-test classes leave a fold 1 val class."""
+    (error,) = data_errors(_digits_in_folds(5, 2))
     assert error.startswith("search.folds: 5 folds over 8 non-test classes")
 
 
 def test_validate_checks_the_batch_against_a_folds_training_classes() -> None:
     """3 folds over 8 non-test classes: a fold trains on 5 classes, fewer than a batch's 6."""
-    spec = parse_spec(
-        {
-            "name": "f",
-            "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
-            "train": {"batch": {"classes": 6, "per_class": 4}},
-            "search": {"folds": 3},
-        }
-    )
-    assert data_errors(spec) == [
+    assert data_errors(_digits_in_folds(3, 6)) == [
         "train.batch.classes: 6 classes per batch, but a fold's training part has only 5 classes "
         "(data.split.val/test and search.folds take the others)"
     ]
