@@ -14,7 +14,14 @@ modules need no torch (only `preprocess/` does), so validating a space does not 
 
 from minesearch.data._contracts import ModelInput, Preprocess, RawInputs, Source
 from minesearch.data._errors import DataError
-from minesearch.data._open import TEXT_TOPICS, Parts, data_errors, load_parts, open_source
+from minesearch.data._open import (
+    TEXT_TOPICS,
+    Parts,
+    data_errors,
+    load_folds,
+    load_parts,
+    open_source,
+)
 from minesearch.data._split import Split, split_by_class, split_by_column, split_folds
 from minesearch.data._summary import DataSummary, PartSummary, summarize
 
@@ -30,6 +37,7 @@ __all__ = [
     "Source",
     "Split",
     "data_errors",
+    "load_folds",
     "load_parts",
     "open_source",
     "split_by_class",

@@ -66,7 +66,17 @@ def load_parts(spec: SpaceSpec, scan: bool = False, fold: int = 0, folds: int = 
     class-disjoint folds over the non-test classes). K = 1 is the space's one split."""
     if not 0 <= fold < max(folds, 1):
         raise ValueError(f"fold {fold} of {folds}: a fold is numbered 0 to folds - 1")
+    return load_folds(spec, folds, scan)[fold]
+
+
+def load_folds(spec: SpaceSpec, folds: int = 1, scan: bool = False) -> list[Parts]:
+    """Every fold of `load_parts`, over one opened source: a trial that trains its K folds in
+    lockstep holds the source's labels once."""
     source = open_source(spec, scan)
+    return [Parts(source, split) for split in _splits(spec, source, folds)]
+
+
+def _splits(spec: SpaceSpec, source: Source, folds: int) -> list[Split]:
     if spec.data.split_column is not None and source.splits is not None:
         if folds > 1:
             raise DataError(
@@ -74,20 +84,21 @@ def load_parts(spec: SpaceSpec, scan: bool = False, fold: int = 0, folds: int = 
                 f"{folds} class folds need a class split, but data.split_column gives the data's "
                 "own split: use 1 fold, or drop data.split_column",
             )
-        return Parts(source, split_by_column(source.splits, source.labels))
+        return [split_by_column(source.splits, source.labels)]
     s = spec.data.split
     if folds == 1:
-        return Parts(source, split_by_class(source.labels, s.val, s.test, s.seed))
-    return Parts(source, split_folds(source.labels, s.val, s.test, s.seed, folds)[fold])
+        return [split_by_class(source.labels, s.val, s.test, s.seed)]
+    return split_folds(source.labels, s.val, s.test, s.seed, folds)
 
 
 def data_errors(spec: SpaceSpec) -> list[str]:
     """Read the data once in the driver, every row checked (scan), so bad columns, rows or splits
     fail here and not in a trial; a Parquet source leaves its checked cache for the workers."""
-    try:
-        parts = load_parts(spec, scan=True)
+    try:  # search.folds: the space's own count (None until the search resolves it: 1 here)
+        every_fold = load_folds(spec, spec.search.folds or 1, scan=True)
     except DataError as exc:
         return [str(exc)]
+    parts = every_fold[0]
     source = parts.source
     if problems := backbone_errors(spec, source.kind):
         return problems
@@ -96,10 +107,11 @@ def data_errors(spec: SpaceSpec) -> list[str]:
         return problems
     if spec.data.split_column is not None and parts.source.splits is None:
         return [f"data.split_column: source {spec.data.source!r} has no split column"]
-    train_classes = len(np.unique(parts.labels("train")))
+    train_classes = min(len(np.unique(p.labels("train"))) for p in every_fold)
     if spec.train.batch.classes > train_classes:
+        where = "the training split has" if len(every_fold) == 1 else "a fold's training part has"
         return [
-            f"train.batch.classes: {spec.train.batch.classes} classes per batch, but the training "
-            f"split has only {train_classes} classes (data.split.val/test take the others)"
+            f"train.batch.classes: {spec.train.batch.classes} classes per batch, but {where} "
+            f"only {train_classes} classes (data.split.val/test and search.folds take the others)"
         ]
     return []

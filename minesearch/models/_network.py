@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minesearch.config import SpaceSpec, resolved_backbone
-from minesearch.config.vocab import PRETRAINED_FAMILIES, HeadName, parse_backbone
+from minesearch.config.vocab import AUTO_HEAD, PRETRAINED_FAMILIES, HeadName, parse_backbone
 from minesearch.data import Preprocess, Source
 from minesearch.data.preprocess import ImagePreprocess, TensorPreprocess
 from minesearch.models._backbone import Backbone
@@ -52,7 +52,7 @@ def resolve_head(spec: SpaceSpec, head: HeadName | None = None) -> HeadName:
     adapter (test MAP@R +0.17 against +0.11..+0.14, pretrained 0.44..0.60), and a fresh MLP
     trunk lost (-0.11)."""
     chosen = head or spec.model.head
-    return "linear" if chosen == "auto" else chosen
+    return AUTO_HEAD if chosen == "auto" else chosen
 
 
 def build_network(spec: SpaceSpec, source: Source, head: HeadName | None = None) -> Network:

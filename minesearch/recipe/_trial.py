@@ -27,17 +27,26 @@ class TrialConfig:
     # The control recipe, proposed first inside the search: trained to the full budget (never
     # stopped early) and read back as the search's control.
     control: bool = False
+    # Class folds trained in lockstep (None: the space's search.folds). The test estimate trains
+    # the one split (1): its models are scored on the test classes, not compared on folds.
+    folds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_dict(), "seed": self.seed, "control": self.control}
+        return {
+            "recipe": self.recipe.to_dict(),
+            "seed": self.seed,
+            "control": self.control,
+            "folds": self.folds,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
-        seed = data.get("seed")
+        seed, folds = data.get("seed"), data.get("folds")
         return cls(
             recipe=Recipe.from_dict(dict(data["recipe"])),
             seed=None if seed is None else int(seed),
             control=bool(data.get("control", False)),
+            folds=None if folds is None else int(folds),
         )
 
     def to_config(self) -> dict[str, Any]:

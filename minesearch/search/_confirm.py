@@ -61,8 +61,8 @@ def run_confirm(
     """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`); their
     selected checkpoints are scored on the test split with the other chosen ones."""
     spec = setup.spec
-    trials = [
-        TrialConfig(recipe, seed=seed)
+    trials = [  # the one split (folds=1): scored on the test classes, not compared on folds
+        TrialConfig(recipe, seed=seed, folds=1)
         for recipe in recipes
         for seed in confirmation_seeds(spec.train.seed, seeds)
     ]

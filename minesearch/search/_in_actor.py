@@ -8,8 +8,10 @@ the next trial (`reuse_actors`) with its imports, its data and, on a GPU, its CU
 What a trial must not inherit from the one before is reset by the loop (`fresh_process`).
 
 The process keeps the space's data between its trials (`process_data`): keyed by the data spec
-(`data:` of the space file, as JSON), one entry (a search has one data spec; another evicts it).
-Sources hold labels and row positions in memory and read inputs batch by batch, so it is small.
+(`data:` of the space file, as JSON) and the number of class folds, one entry (a search has one
+data spec and one fold count, except that its test estimate trains the one split: another
+evicts it). Sources hold labels and row positions in memory and read inputs batch by batch, so it
+is small.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ray.tune
 
 from minesearch.config import SpaceSpec
-from minesearch.data import Parts, load_parts
+from minesearch.data import Parts, load_folds
 from minesearch.train import opened, run_in_process
 
 if TYPE_CHECKING:
@@ -29,15 +31,16 @@ if TYPE_CHECKING:
 
 # This process's copy of the space's data: what actor reuse is for. Per process by design (each
 # trial actor loads its own); never shared, and never seen by the driver.
-_DATA: dict[str, Parts] = {}
+_DATA: dict[tuple[str, int], list[Parts]] = {}
 
 
-def process_data(spec: SpaceSpec) -> Parts:
-    """The space's data, opened once per trial process and data spec."""
-    key = spec.data.model_dump_json()
+def process_data(spec: SpaceSpec, folds: int) -> list[Parts]:
+    """The space's data split into `folds` class folds, opened once per trial process, data spec
+    and fold count."""
+    key = (spec.data.model_dump_json(), folds)
     if key not in _DATA:
         _DATA.clear()
-        _DATA[key] = load_parts(spec)
+        _DATA[key] = load_folds(spec, folds)
     return _DATA[key]
 
 

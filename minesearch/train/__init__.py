@@ -3,7 +3,8 @@
 The worker loop has the recipe shape: setup -> evaluate epoch 0 -> (train epoch -> evaluate ->
 report) per epoch (`_loop`). A step mines and computes the loss on the global batch through PML's
 distributed wrappers (`_step`) from class-balanced, DDP-aware batches (`_batches`), with mining
-telemetry (`_telemetry`); retrieval is scored on held-out classes (`_evaluation`). `_checkpoint`
+telemetry (`_telemetry`); retrieval is scored on held-out classes (`_evaluation`); a trial's K
+class folds train in lockstep (`_folds`). `_checkpoint`
 alone writes and reads a trial's checkpoint; `_scoring` loads one to score the test split (the
 driver runs it as a Ray task).
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from minesearch.train._embed import EVAL_CHUNK, embed_rows, to_device
     from minesearch.train._entry import run_in_process, train_loop_per_worker, worker_config
     from minesearch.train._evaluation import DEFAULT_KS, RetrievalScores, retrieval_scores
+    from minesearch.train._folds import FOLD_PREFIX, fold_metric
     from minesearch.train._loop import WorkerState, build_state, train_epoch
     from minesearch.train._scoring import load_network, score_network, split_scores
     from minesearch.train._selection import CHECKPOINT_RANK, Selected
@@ -60,6 +62,8 @@ _HOME = {
     "DEFAULT_KS": "minesearch.train._evaluation",
     "RetrievalScores": "minesearch.train._evaluation",
     "retrieval_scores": "minesearch.train._evaluation",
+    "FOLD_PREFIX": "minesearch.train._folds",
+    "fold_metric": "minesearch.train._folds",
     "WorkerState": "minesearch.train._loop",
     "build_state": "minesearch.train._loop",
     "train_epoch": "minesearch.train._loop",
@@ -81,6 +85,7 @@ __all__ = [
     "CHECKPOINT_RANK",
     "DEFAULT_KS",
     "EVAL_CHUNK",
+    "FOLD_PREFIX",
     "ClassBalancedBatches",
     "RetrievalScores",
     "Selected",
@@ -91,6 +96,7 @@ __all__ = [
     "WorkerState",
     "build_state",
     "embed_rows",
+    "fold_metric",
     "for_world",
     "has_checkpoint_file",
     "load_from_storage",

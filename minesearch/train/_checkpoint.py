@@ -4,6 +4,10 @@ Rank 0 writes one at every report; Ray Train restores the latest into a restarte
 the driver's scoring tasks and `minesearch export` load a trial's weights from one. The content is
 one frozen dataclass with a file format of its own (`torch.save` of plain tensors, loaded with
 `weights_only=True`), so a field renamed in one place cannot silently mismatch in another.
+
+A trial trained on K class folds (`search.folds`) keeps fold 0 in the top-level fields (its model
+is the trial's model: what scoring and export load) and folds 1..K-1 in `folds`, so a restarted
+trial continues every fold. Fields added later load with defaults: older checkpoints still load.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class TrainingState:
     loss: dict[str, Any]  # the loss's own parameters (proxies), empty for most losses
     optimizer: dict[str, Any]
     selection: dict[str, Any] = field(default_factory=dict)  # `Selected.to_dict()` at `epoch`
+    scaler: dict[str, Any] = field(default_factory=dict)  # fp16's loss scale; empty otherwise
+    # folds 1..K-1 of a K-fold trial, each {"model", "loss", "optimizer", "scaler"}; () for one
+    folds: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +41,8 @@ class TrainingState:
             "loss": self.loss,
             "optimizer": self.optimizer,
             "selection": self.selection,
+            "scaler": self.scaler,
+            "folds": [dict(f) for f in self.folds],
         }
 
     @classmethod
@@ -44,7 +53,24 @@ class TrainingState:
             loss=dict(data["loss"]),
             optimizer=dict(data["optimizer"]),
             selection=dict(data.get("selection", {})),
+            scaler=dict(data.get("scaler", {})),
+            folds=tuple(dict(f) for f in data.get("folds", [])),
         )
+
+    @property
+    def fold_count(self) -> int:
+        return 1 + len(self.folds)
+
+    def fold(self, k: int) -> dict[str, Any]:
+        """Fold `k`'s training state: {"model", "loss", "optimizer", "scaler"}."""
+        if k == 0:
+            return {
+                "model": self.model,
+                "loss": self.loss,
+                "optimizer": self.optimizer,
+                "scaler": self.scaler,
+            }
+        return self.folds[k - 1]
 
     def save(self, directory: str | Path) -> None:
         torch.save(self.to_dict(), Path(directory) / CHECKPOINT_FILE)

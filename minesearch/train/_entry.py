@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from minesearch.config import SpaceSpec
-    from minesearch.data import Parts
     from minesearch.recipe import TrialConfig
+    from minesearch.train._loop import LoadData
     from minesearch.train._session import Session
 
 
@@ -35,11 +33,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     run_worker(config, TrainSession())
 
 
-def run_in_process(
-    config: dict[str, Any], session: Session, load_data: Callable[[SpaceSpec], Parts]
-) -> None:
+def run_in_process(config: dict[str, Any], session: Session, load_data: LoadData) -> None:
     """The loop in this process, as the only worker of its trial (no Ray Train run), reporting
-    through `session`; `load_data` opens the space's data (or hands back the process's copy)."""
+    through `session`; `load_data(spec, K)` opens the space's data split into its K folds (or
+    hands back the process's copy)."""
     from minesearch.train._loop import run_worker
 
     run_worker(config, session, load_data)

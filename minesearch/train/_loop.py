@@ -8,18 +8,21 @@ distributed wrappers, so a miner finds hard negatives across shards.
 
 A trial actor may run several trials one after another (Tune's actor reuse), so each run starts by
 resetting what the process would otherwise carry over (`fresh_process`).
+
+A trial with `search.folds` K > 1 trains K fold models in lockstep (`_folds`): a `WorkerState` per
+fold, stepped and scored one after another in the same order on every rank (so DDP's and the
+evaluation's collectives line up), under one `Lockstep` that selects on the mean over folds.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,15 +30,17 @@ import torch
 from torch import nn
 
 from minesearch.config import SpaceSpec
-from minesearch.data import Parts, Preprocess, load_parts
+from minesearch.data import Parts, Preprocess, load_folds, load_parts
 from minesearch.models import build_network, freeze
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train._batches import ClassBalancedBatches
 from minesearch.train._checkpoint import TrainingState
 from minesearch.train._embed import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
+from minesearch.train._folds import GlobalRng, fold_scores, fold_stats, seed_globals
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up
 from minesearch.train._pml_internals import collect_stats
+from minesearch.train._precision import LossScaler, Precision
 from minesearch.train._selection import Selected
 from minesearch.train._session import Session
 from minesearch.train._step import for_world, loss_and_grads
@@ -53,7 +58,7 @@ TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemet
 
 @dataclass
 class WorkerState:
-    """What one worker holds for the life of a trial."""
+    """What one worker holds for the life of a trial (of one fold, in a K-fold trial)."""
 
     model: nn.Module  # DDP-wrapped when world > 1
     loss_fn: nn.Module
@@ -68,35 +73,45 @@ class WorkerState:
     world: int
     seed: int
     margin: float  # what mining telemetry classifies triplets under
-    selected: Selected  # the epoch the trial is scored at, so far
     backbone_lr: float  # the backbone's lr after its warm-up
     warmup_steps: int  # steps over which the backbone's lr rises to backbone_lr (0: none)
-    system: SystemSampler | None = None  # system/* and cost.* metrics, set by the entry point
+    precision: Precision  # train.precision resolved on this worker's device
+    scaler: LossScaler  # fp16's loss scale (kept in the checkpoint); a plain step otherwise
 
 
-def run_worker(
-    config: dict[str, Any], session: Session, load_data: Callable[[SpaceSpec], Parts] = load_parts
-) -> None:
+@dataclass
+class Lockstep:
+    """A trial's fold states (one for a single split), each with its own copy of the global
+    generators, and the one selection over the mean of their scores."""
+
+    folds: list[WorkerState]
+    rngs: list[GlobalRng]
+    selected: Selected  # the epoch the trial is scored at, so far
+    system: SystemSampler | None = field(default=None)  # system/* and cost.*, set by run_worker
+
+    @property
+    def lead(self) -> WorkerState:
+        """Fold 0: its rank, world and device are every fold's; its model is the trial's."""
+        return self.folds[0]
+
+
+# (the space, K) -> the data's K folds (`data.load_folds`; a trial actor keeps its copy)
+LoadData = Callable[[SpaceSpec, int], list[Parts]]
+
+
+def run_worker(config: dict[str, Any], session: Session, load_data: LoadData = load_folds) -> None:
     """One worker's life in a trial, with `_entry.worker_config`'s dict: Ray Train calls it
-    through `_entry.train_loop_per_worker`, a single-worker trial from its Tune trial actor.
-    `load_data` opens the space's data (a trial actor may keep it between its trials)."""
+    through `_entry.train_loop_per_worker`, a single-worker trial from its Tune trial actor."""
     started, clock = time.time(), time.monotonic()
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
     if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
+    folds = trial.folds if trial.folds is not None else (spec.search.folds or 1)
     fresh_process(spec.train.seed, max(1, int(spec.train.cpus_per_worker)))
-    state = build_state(
-        spec,
-        trial.recipe,
-        session.rank,
-        session.world,
-        session.device,
-        session.prepare,
-        load_data(spec),
-    )
-    state.system = SystemSampler(state.device, state.world, clock)  # setup is part of the cost
+    state = build_lockstep(spec, trial.recipe, session, load_data(spec, folds))
+    state.system = SystemSampler(session.device, session.world, clock)  # setup is part of cost
     start = restore(state, session)
     if start >= spec.train.epochs:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
@@ -104,7 +119,40 @@ def run_worker(
     elif start == 0:
         report(state, session, 0, startup_times(config.get("trial_started"), started))
     for epoch in range(start + 1, spec.train.epochs + 1):
-        report(state, session, epoch, train_epoch(state, epoch))
+        report(state, session, epoch, train_folds(state, epoch))
+
+
+def build_lockstep(
+    spec: SpaceSpec, recipe: Recipe, session: Session, folds: list[Parts]
+) -> Lockstep:
+    """A state per fold, each built as a single-fold trial builds its one: from the seeded global
+    generators (the same init and batch order in every fold and every recipe)."""
+    states, rngs = [], []
+    for parts in folds:
+        seed_globals(spec.train.seed)
+        states.append(
+            build_state(
+                spec,
+                recipe,
+                session.rank,
+                session.world,
+                session.device,
+                session.prepare,
+                parts,
+            )
+        )
+        rngs.append(GlobalRng.capture(session.device))
+    selected = Selected(spec.search.metric, spec.search.mode, spec.search.select)
+    return Lockstep(states, rngs, selected)
+
+
+def train_folds(state: Lockstep, epoch: int) -> dict[str, float]:
+    """One epoch of every fold, fold 0 first, each with its own global generators."""
+    stats = []
+    for fold, rng in zip(state.folds, state.rngs, strict=True):
+        with rng.active(fold.device):
+            stats.append(train_epoch(fold, epoch))
+    return fold_stats(stats)
 
 
 def startup_times(trial_started: float | None, loop_started: float) -> dict[str, float]:
@@ -131,9 +179,7 @@ def fresh_process(seed: int, threads: int) -> None:
     single-worker trial's actor): the global seeds (numpy's is PML's too), torch's thread count
     and default dtype, PML's statistics switch, and CUDA's cached memory and peak statistics.
     Models, losses and optimisers are built anew by every trial (`build_state`)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # every device's generator, CUDA's included
+    seed_globals(seed)
     torch.set_num_threads(threads)
     torch.set_default_dtype(torch.float32)
     collect_stats(True)  # reducers count non-zero-loss tuples (telemetry)
@@ -153,8 +199,11 @@ def build_state(
 ) -> WorkerState:
     """A worker's state for `recipe`; without Ray (rank 0 of 1, on the CPU, no DDP) it is what
     the benches train in-process, with the same steps as a trial. `parts`: the space's data,
-    opened already (default: opened here)."""
+    opened already (default: opened here). The recipe trains as resolved against the space
+    (`Recipe.resolved`): its own optimiser, weight decay, warm-up and head, else the space's."""
     device = device or torch.device("cpu")
+    recipe = recipe.resolved(spec)
+    precision = Precision.resolve(spec.train.precision, device)
     torch.manual_seed(spec.train.seed)  # same init on every worker and in every trial
     parts = parts if parts is not None else load_parts(spec)
     train_labels = contiguous(parts.labels("train"))
@@ -182,14 +231,14 @@ def build_state(
         rank=rank,
         seed=spec.train.seed,
     )
-    weight_decay = spec.train.weight_decay if recipe.weight_decay is None else recipe.weight_decay
-    warmup = spec.train.warmup_epochs if recipe.warmup_epochs is None else recipe.warmup_epochs
+    assert recipe.optimizer is not None and recipe.weight_decay is not None  # resolved
+    assert recipe.warmup_epochs is not None
     backbone_lr = next((g["lr"] for g in groups if g.get("name") == BACKBONE), 0.0)
     return WorkerState(
         model=model,
         loss_fn=loss_fn,
         miner=miner,
-        optimizer=make_optimizer(spec.train.optimizer, groups, recipe.lr, weight_decay),
+        optimizer=make_optimizer(recipe.optimizer, groups, recipe.lr, recipe.weight_decay),
         batches=batches,
         parts=parts,
         train_labels=train_labels,
@@ -199,9 +248,10 @@ def build_state(
         world=world,
         seed=spec.train.seed,
         margin=recipe_margin(recipe.loss_params, recipe.miner_params),
-        selected=Selected(spec.search.metric, spec.search.mode, spec.search.select),
         backbone_lr=backbone_lr,
-        warmup_steps=round(warmup * len(batches)),
+        warmup_steps=round(recipe.warmup_epochs * len(batches)),
+        precision=precision,
+        scaler=precision.scaler(),
     )
 
 
@@ -212,12 +262,14 @@ def contiguous(labels: np.ndarray) -> np.ndarray:
 
 
 def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
-    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges."""
+    """One pass of class-balanced steps; raises FloatingPointError when the loss diverges. Under
+    fp16 a step whose scaled gradients overflowed is skipped (`skipped_steps`), as GradScaler
+    does."""
     state.batches.set_epoch(epoch)
     state.model.train()
     rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
     generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
-    started, losses, tuples, empty, samples = time.perf_counter(), [], [], 0, 0
+    started, losses, tuples, empty, samples, skipped = time.perf_counter(), [], [], 0, 0, 0
     difficulty, telemetry_s, peak_anon = Difficulty(), 0.0, rss_anon_mb()
     for step, idx in enumerate(state.batches):
         raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
@@ -231,10 +283,19 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
         )
         state.optimizer.zero_grad(set_to_none=True)
         try:
-            outcome = loss_and_grads(state.model, state.loss_fn, state.miner, x, y, state.world)
+            outcome = loss_and_grads(
+                state.model,
+                state.loss_fn,
+                state.miner,
+                x,
+                y,
+                state.world,
+                state.precision,
+                state.scaler,
+            )
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
-        state.optimizer.step()
+        skipped += not state.scaler.step(state.optimizer)
         if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
             tick = time.perf_counter()
             difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
@@ -258,6 +319,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     }
     if peak_anon is not None:
         stats["memory.rss_anon_peak_mb"] = peak_anon
+    if state.scaler.enabled:
+        stats |= {"skipped_steps": float(skipped), "loss_scale": state.scaler.scale}
     if tuples:
         stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
     return stats
@@ -270,12 +333,44 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, float]) -> None:
-    """All ranks embed a share of the validation split and report (a barrier); rank 0 scores the
-    gathered embeddings and writes the checkpoint."""
+def report(state: Lockstep, session: Session, epoch: int, stats: dict[str, float]) -> None:
+    """All ranks embed a share of each fold's validation split and report (a barrier); rank 0
+    scores the gathered embeddings and writes the checkpoint."""
+    lead = state.lead
     metrics: dict[str, float] = {"epoch": epoch, **stats}
     if (anon := rss_anon_mb()) is not None:
         metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
+    per_fold = []
+    for fold, rng in zip(state.folds, state.rngs, strict=True):
+        with rng.active(fold.device):
+            scores = evaluate(fold)
+        if scores is not None:
+            per_fold.append(scores)
+    if lead.rank != 0:
+        session.report(metrics, None)
+        return
+    scores = fold_scores(per_fold)
+    metrics |= scores
+    if any(not math.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
+    state.selected.update(epoch, scores)  # the mean over folds, under the metrics' own names
+    metrics |= state.selected.report(epoch)
+    if state.system is not None:  # after evaluation: the epoch's cost includes it
+        metrics |= state.system.sample()
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = [fold_state(fold) for fold in state.folds]
+        TrainingState(
+            epoch=epoch,
+            **saved[0],
+            selection=state.selected.to_dict(),
+            folds=tuple(saved[1:]),
+        ).save(tmp)
+        session.report(metrics, tmp)
+
+
+def evaluate(state: WorkerState) -> dict[str, float] | None:
+    """A collective: every rank embeds its share of the fold's val rows; rank 0 scores them (in
+    fp32, embedded in the trial's precision), the others get None."""
     parts, val = state.parts, state.parts.rows("val")
     embeddings = embed_sharded(
         unwrap(state.model),
@@ -285,38 +380,40 @@ def report(state: WorkerState, session: Session, epoch: int, stats: dict[str, fl
         state.device,
         state.rank,
         state.world,
+        state.precision,
     )
     if state.rank != 0:
-        session.report(metrics, None)
-        return
-    scores = retrieval_scores(embeddings, parts.labels("val")).as_metrics()
-    metrics |= scores
-    if any(not math.isfinite(v) for v in metrics.values()):
-        raise FloatingPointError(f"non-finite metrics at epoch {epoch}: {metrics}")
-    state.selected.update(epoch, scores)
-    metrics |= state.selected.report(epoch)
-    if state.system is not None:  # after evaluation: the epoch's cost includes it
-        metrics |= state.system.sample()
-    with tempfile.TemporaryDirectory() as tmp:
-        TrainingState(
-            epoch=epoch,
-            model=unwrap(state.model).state_dict(),
-            loss=state.loss_fn.state_dict(),
-            optimizer=state.optimizer.state_dict(),
-            selection=state.selected.to_dict(),
-        ).save(tmp)
-        session.report(metrics, tmp)
+        return None
+    return retrieval_scores(embeddings, parts.labels("val")).as_metrics()
 
 
-def restore(state: WorkerState, session: Session) -> int:
+def fold_state(state: WorkerState) -> dict[str, Any]:
+    """What the checkpoint keeps of one fold (`TrainingState.fold`)."""
+    return {
+        "model": unwrap(state.model).state_dict(),
+        "loss": state.loss_fn.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scaler": state.scaler.state_dict(),
+    }
+
+
+def restore(state: Lockstep, session: Session) -> int:
     """Load the last checkpoint if the session hands one over (a restarted worker group, a
-    retried or resumed trial); return the epoch to continue after."""
+    retried or resumed trial), every fold of it; return the epoch to continue after."""
     with session.latest_checkpoint() as directory:
         if directory is None:
             return 0
         saved = TrainingState.load(directory)
-    unwrap(state.model).load_state_dict(saved.model)
-    state.loss_fn.load_state_dict(saved.loss)
-    state.optimizer.load_state_dict(saved.optimizer)
+    if saved.fold_count != len(state.folds):
+        raise ValueError(
+            f"search.folds: the checkpoint holds {saved.fold_count} folds, the trial trains "
+            f"{len(state.folds)}; resume with the search's own search.folds"
+        )
+    for k, fold in enumerate(state.folds):
+        kept = saved.fold(k)
+        unwrap(fold.model).load_state_dict(kept["model"])
+        fold.loss_fn.load_state_dict(kept["loss"])
+        fold.optimizer.load_state_dict(kept["optimizer"])
+        fold.scaler.load_state_dict(kept.get("scaler", {}))
     state.selected.restore(saved.selection)
     return saved.epoch

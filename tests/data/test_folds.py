@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from minesearch.config import SpaceSpec, parse_spec
-from minesearch.data import DataError, Split, load_parts, split_by_class, split_folds
+from minesearch.data import DataError, Split, data_errors, load_parts, split_by_class, split_folds
 
 
 def _labels(n_classes: int = 12, per_class: int = 3) -> np.ndarray:
@@ -130,3 +130,29 @@ def test_load_parts_folds_with_the_datas_own_split_is_bad_input(tmp_path: Path) 
     assert len(load_parts(spec).split.val) == 12
     with pytest.raises(DataError, match=r"^search\.folds: 2 class folds need a class split"):
         load_parts(spec, fold=0, folds=2)
+
+
+def _digits_in_folds(folds: int, batch_classes: int) -> SpaceSpec:
+    """digits: 10 classes, 2 of them test."""
+    return parse_spec(
+        {
+            "name": "f",
+            "data": {"source": "digits", "split": {"val": 0.3, "test": 0.2, "seed": 0}},
+            "train": {"batch": {"classes": batch_classes, "per_class": 4}},
+            "search": {"folds": folds},
+        }
+    )
+
+
+def test_validate_names_search_folds_when_the_classes_cannot_fill_them() -> None:
+    """5 folds over 8 non-test classes leave a fold 1 val class."""
+    (error,) = data_errors(_digits_in_folds(5, 2))
+    assert error.startswith("search.folds: 5 folds over 8 non-test classes")
+
+
+def test_validate_checks_the_batch_against_a_folds_training_classes() -> None:
+    """3 folds over 8 non-test classes: a fold trains on 5 classes, fewer than a batch's 6."""
+    assert data_errors(_digits_in_folds(3, 6)) == [
+        "train.batch.classes: 6 classes per batch, but a fold's training part has only 5 classes "
+        "(data.split.val/test and search.folds take the others)"
+    ]

@@ -5,9 +5,6 @@ the result a fresh process would."""
 from __future__ import annotations
 
 import random
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.utils import common_functions as pml_common
-from torch import nn
+from recording_session import RecordingSession
 
 from minesearch.config import SpaceSpec, parse_spec
-from minesearch.data import load_parts
+from minesearch.data import load_folds
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train import (
-    CHECKPOINT_FILE,
     Session,
     TrainingState,
     run_in_process,
@@ -32,34 +28,6 @@ from minesearch.train._pml_internals import collect_stats
 EPOCHS = 2
 # what differs between two runs of the same recipe by design: clocks, memory, the machine
 UNSTABLE = ("_s", "_share", "memory.", "system/", "cost.", "samples_per_s")
-
-
-class RecordingSession:
-    """Rank 0 of 1 on the CPU: keeps each report and a copy of each checkpoint."""
-
-    rank = 0
-    world = 1
-    device = torch.device("cpu")
-
-    def __init__(self, root: Path, resume_from: Path | None = None) -> None:
-        self.root = root
-        self.resume_from = resume_from
-        self.reports: list[dict[str, float]] = []
-        self.checkpoints: list[Path] = []
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        return model
-
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[str | None]:
-        yield None if self.resume_from is None else str(self.resume_from)
-
-    def report(self, metrics: dict[str, float], checkpoint_dir: str | None) -> None:
-        assert checkpoint_dir is not None and (Path(checkpoint_dir) / CHECKPOINT_FILE).is_file()
-        kept = self.root / f"epoch{len(self.reports)}"
-        shutil.copytree(checkpoint_dir, kept)  # the loop deletes its directory after the report
-        self.reports.append(metrics)
-        self.checkpoints.append(kept)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +58,7 @@ def test_a_session_satisfies_the_protocol(tmp_path: Path) -> None:
 
 def test_the_loop_reports_every_epoch_with_its_checkpoint(tmp_path: Path, spec: SpaceSpec) -> None:
     session = RecordingSession(tmp_path)
-    run_in_process(config(spec), session, load_parts)
+    run_in_process(config(spec), session, load_folds)
     assert [r["epoch"] for r in session.reports] == list(range(EPOCHS + 1))
     assert "setup_s" in session.reports[0] and "train_loss" in session.reports[1]
     saved = [TrainingState.load(str(c)).epoch for c in session.checkpoints]
@@ -101,9 +69,9 @@ def test_the_loop_continues_after_the_checkpoint_it_is_handed(
     tmp_path: Path, spec: SpaceSpec
 ) -> None:
     first = RecordingSession(tmp_path / "first")
-    run_in_process(config(spec), first, load_parts)
+    run_in_process(config(spec), first, load_folds)
     resumed = RecordingSession(tmp_path / "resumed", resume_from=first.checkpoints[1])
-    run_in_process(config(spec), resumed, load_parts)
+    run_in_process(config(spec), resumed, load_folds)
     assert [r["epoch"] for r in resumed.reports] == [2]  # epoch 1 was in the checkpoint
     # the same weights, optimiser and batches: epoch 2 as the uninterrupted run had it
     assert stable(resumed.reports[0]) == pytest.approx(stable(first.reports[2]))
@@ -116,7 +84,7 @@ def test_a_reused_process_gives_a_trial_what_a_fresh_one_would(
     the process's global state changed: seeds, torch's threads, PML's statistics switch. Every
     score, loss and mining statistic must be the same."""
     first = RecordingSession(tmp_path / "first")
-    run_in_process(config(spec), first, load_parts)
+    run_in_process(config(spec), first, load_folds)
     random.seed(99)
     np.random.seed(99)
     torch.manual_seed(99)
@@ -126,7 +94,7 @@ def test_a_reused_process_gives_a_trial_what_a_fresh_one_would(
     collect_stats(False)
     second = RecordingSession(tmp_path / "second")
     try:
-        run_in_process(config(spec), second, load_parts)
+        run_in_process(config(spec), second, load_folds)
     finally:
         torch.set_num_threads(threads)
     assert pml_common.COLLECT_STATS is True  # telemetry's nonzero-loss share needs it
