@@ -116,11 +116,20 @@ def descendants(table: dict[int, tuple[int, list[str]]], roots: set[int]) -> set
     return found
 
 
+def naming(table: dict[int, tuple[int, list[str]]], path: Path) -> set[int]:
+    """The processes with `path` (or a path under it) in their command line."""
+    text = str(path)
+    return {
+        pid
+        for pid, (_, argv) in table.items()
+        if any(a.endswith(text) or f"{text}/" in a for a in argv)
+    }
+
+
 def own_processes(work: Path) -> set[int]:
     """The cluster's processes: those naming the work dir, and their descendants."""
     table = process_table()
-    roots = {pid for pid, (_, argv) in table.items() if any(str(work) in a for a in argv)}
-    return descendants(table, roots) - {os.getpid()}
+    return descendants(table, naming(table, work)) - {os.getpid()}
 
 
 def raylet_pid(node: Node) -> int | None:
@@ -419,6 +428,9 @@ def fault_run(work: Path, plan: Plan) -> list[str]:
         if job.poll() is None:
             job.terminate()
     timeline.note(f"job ended (ray job submit exit {code})")
+    table = process_table()  # a lost node's processes that outlived its raylet, by command line
+    left = {n.name: sorted(naming(table, n.temp_dir)) for n in nodes if n.killed_at is not None}
+    timeline.note(f"processes of the killed nodes still alive: {left}")
     violations = []
     status = job_status(env, dashboard, work)
     if code != 0 or f"Job '{job_id(work)}' succeeded" not in status:

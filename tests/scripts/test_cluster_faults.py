@@ -77,6 +77,15 @@ def test_descendants_follow_renamed_children(faults: ModuleType) -> None:
     assert faults.descendants(table, {10}) == {10, 11, 12}
 
 
+def test_a_nodes_processes_are_found_by_its_temp_dir_alone(faults: ModuleType) -> None:
+    table = {
+        1: (0, ["raylet", "--temp_dir=/tmp/c/node-1"]),
+        2: (0, ["python", "log_monitor.py", "--session-dir=/tmp/c/node-1/session_x"]),
+        3: (0, ["raylet", "--temp_dir=/tmp/c/node-10"]),
+    }
+    assert faults.naming(table, Path("/tmp/c/node-1")) == {1, 2}
+
+
 def test_tunes_records_are_read_back(faults: ModuleType, tmp_path: Path) -> None:
     experiment = tmp_path / "storage" / "search-1"
     trial_dir = experiment / "run_trial_ab12cd34_3_loss=x"
