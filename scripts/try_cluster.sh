@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Try README "Running on a Ray cluster" on a cluster of real Ray processes on this machine, and
+# Try README "Scaling" / docs/cluster.md on a cluster of real Ray processes on this machine, and
 # kill one of its nodes mid-search: a head with 0 CPUs plus two `ray start --address` worker nodes
 # of 1 CPU each; `ray job submit --working-dir <repo> -- minesearch run SPACE` (6 single-worker
 # trials of 4 epochs, 2 at once, MLflow in a SQLite file and Ray storage in the work dir); once

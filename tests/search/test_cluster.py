@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 NODE_CPUS = 2
 OBJECT_STORE = 80 * 1024**2  # bytes per node; the trials move no data through it
-SCRIPT_TIMEOUT_S = 300
+SCRIPT_TIMEOUT_S = 420  # the fault run: ~100 s idle, up to 183 s measured under load
 WORKER_CLASS = "RayTrainWorker"  # ray.train.v2._internal.execution.worker_group.worker
 
 
@@ -143,8 +143,10 @@ def is_alive(pid: int, start: str) -> bool:
 
 
 def test_try_cluster_script_runs_a_job_on_a_ray_start_cluster() -> None:
-    """scripts/try_cluster.sh: `ray start --head`, `ray job submit -- minesearch run`, MLflow holds
-    the runs, and the script ends its own cluster's processes (it checks that itself)."""
+    """scripts/try_cluster.sh: a 0-CPU head and two 1-CPU worker nodes (real raylets), `ray job
+    submit -- minesearch run`, one worker node's raylet killed mid-search and replaced; MLflow
+    holds every trial once with each epoch once (scripts/check_trial_runs.py), and the script
+    ends its own cluster's processes (it checks that itself)."""
     script = subprocess.Popen(
         ["bash", str(REPO / "scripts" / "try_cluster.sh")],
         stdout=subprocess.PIPE,
@@ -159,7 +161,7 @@ def test_try_cluster_script_runs_a_job_on_a_ray_start_cluster() -> None:
         output, _ = script.communicate(timeout=60)
         pytest.fail(f"try_cluster.sh took over {SCRIPT_TIMEOUT_S} s:\n{output[-5000:]}")
     assert script.returncode == 0, output[-5000:]
-    assert "OK: 1 parent + 2 trial runs, all FINISHED" in output
+    assert "OK: 6 trials, each epoch logged once" in output
 
 
 def tiny_spec(tmp_path: Path, name: str, workers: int, trials: int) -> SpaceSpec:
