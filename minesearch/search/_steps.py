@@ -43,7 +43,7 @@ def score_reference(search: Search) -> None:
     if "pretrained" in found:
         metrics = found["pretrained"]
         search.parent.log_metrics({f"{names.PRETRAINED_PREFIX}{k}": v for k, v in metrics.items()})
-        print(
+        search.tell(
             f"the pretrained model scores {spec.search.metric} "
             f"{metrics[spec.search.metric]:.4f} on val: the bar every recipe must clear"
         )
