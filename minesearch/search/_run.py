@@ -182,12 +182,11 @@ def start_parent(
 ) -> ParentRun:
     tags = {
         names.STORAGE_TAG: storage,  # where the trials' checkpoints are (minesearch export)
-        "sampler": spec.search.sampler.name,
-        "scheduler": spec.search.scheduler.name,
-        "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",
-        "cluster.gpus": f"{ray.cluster_resources().get('GPU', 0):g}",
-        "concurrent": str(at_once),
+        names.CONCURRENT_TAG: str(at_once),  # the space's search.concurrent, as the cluster allows
     }
+    resources = ray.cluster_resources()
+    cpus, gpus = names.CLUSTER_TAGS
+    tags |= {cpus: f"{resources.get('CPU', 0):g}", gpus: f"{resources.get('GPU', 0):g}"}
     return ParentRun.start(uri, spec.experiment, spec.name, spec_dict, space_file, tags)
 
 

@@ -17,7 +17,7 @@ from minesearch.search._scheduler import SearchASHA
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import TrialSetup, reuse_processes, trainable, trial_checkpoints
 from minesearch.space import SearchSpace, build_space, locate, make_search
-from minesearch.tracking import known_trials
+from minesearch.tracking import known_trials, trial_params
 
 
 def tune_metric(spec: SpaceSpec) -> str:
@@ -38,18 +38,6 @@ def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
         grace_period=min(scheduler.grace_epochs, spec.train.epochs),
         reduction_factor=scheduler.reduction_factor,
     )
-
-
-def trial_params(spec: SpaceSpec) -> dict[str, Any]:
-    """What every child run records beside its recipe: the budget it was trained with."""
-    return {
-        "batch.classes": spec.train.batch.classes,
-        "batch.per_class": spec.train.batch.per_class,
-        "workers": spec.train.workers,
-        "seed": spec.train.seed,
-        "epochs": spec.train.epochs,
-        "optimizer": spec.train.optimizer,
-    }
 
 
 def planned_trials(
