@@ -31,6 +31,7 @@ from minesearch.config._params import (
     resolve_constant,
     usable_miners,
 )
+from minesearch.config._paths import is_uri
 from minesearch.config._schema import (
     BatchSpec,
     DataSpec,
@@ -72,6 +73,7 @@ __all__ = [
     "chosen",
     "data_kind",
     "declared",
+    "is_uri",
     "key_error",
     "key_for",
     "load_spec",

@@ -24,7 +24,7 @@ from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
 from minesearch.search._scoring import model_setting
-from minesearch.search._search import Search
+from minesearch.search._search import Search, search_directory
 from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
@@ -87,7 +87,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         name = experiment_dir.name
     else:
         name = state_files.new_name(spec.name)
-    directory = None if "://" in storage else Path(storage) / name
+    directory = search_directory(storage, name)
     if directory is not None:  # checked before Ray starts, like the rest of the input
         try:
             directory.mkdir(parents=True, exist_ok=True)

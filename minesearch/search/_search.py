@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from minesearch.config import SpaceSpec
+from minesearch.config import SpaceSpec, is_uri
 from minesearch.recipe import Recipe, Setting, control_recipe
 from minesearch.search._progress import ViewCallback, tell
 from minesearch.search._trial import TrialSetup
@@ -47,6 +47,10 @@ class Search:
 
     @property
     def directory(self) -> Path | None:
-        """The search's directory in local (or NFS) storage; None for s3://, gs://, ..."""
-        storage = self.setup.storage_path
-        return None if "://" in storage else Path(storage) / self.name
+        return search_directory(self.setup.storage_path, self.name)
+
+
+def search_directory(storage: str, name: str) -> Path | None:
+    """A search's directory in local (or NFS) storage (its Tune state, log, report and export);
+    None for s3://, gs://, ..."""
+    return None if is_uri(storage) else Path(storage) / name

@@ -33,6 +33,7 @@ from minesearch.tracking._read import (
 )
 from minesearch.tracking._store import (
     StoreError,
+    environment,
     existing_store,
     experiment_id,
     local_artifact_root,
@@ -67,6 +68,7 @@ __all__ = [
     "ServerError",
     "StoreError",
     "compare_url",
+    "environment",
     "existing_store",
     "experiment_id",
     "find_search",
