@@ -1,7 +1,13 @@
 """minesearch: find the metric-learning recipe that retrieves best on your data.
 
+    import minesearch
+    outcome = minesearch.run("search_spaces/quickstart.yaml")  # or a dict, or a SpaceSpec
+    outcome.best, outcome.verdict, outcome.parent_run_id, print(outcome.text)
+
+`run` is `minesearch run` from Python (`minesearch.api`); it prints nothing unless given a `view`.
 The package is organised in rooms, one concept each; docs/architecture.md describes them, what
-flows between them and which process runs each. Importing `minesearch` itself loads nothing.
+flows between them and which process runs each. Importing `minesearch` itself loads nothing: the
+names below load on first use.
 """
 
 from __future__ import annotations
@@ -34,3 +40,17 @@ def lazy_attributes(
         return sorted([*vars(sys.modules[package]), *homes])
 
     return getattr_, dir_
+
+
+# The Python API, loaded on first use (no import here: the rooms import this module's helper)
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {
+        "run": "minesearch.api",
+        "SearchOutcome": "minesearch.api",
+        "InputError": "minesearch.api",
+        "SearchInterrupted": "minesearch.search",
+    },
+)
+
+__all__ = ["InputError", "SearchInterrupted", "SearchOutcome", "lazy_attributes", "run"]

@@ -8,18 +8,25 @@ no traceback.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from minesearch.config.vocab import INPUT_TYPES, SELECTED_PREFIX, runs_user_code
+from minesearch.api import validated
+from minesearch.config.vocab import INPUT_TYPES, SELECTED_PREFIX
 
 if TYPE_CHECKING:
+    from minesearch.api import SearchOutcome
     from minesearch.config import SpaceSpec
     from minesearch.results import SearchResult
-    from minesearch.search import Finished
+    from minesearch.search import ViewMode
+
+__all__ = ["main", "validated"]  # `validated`: the check `validate` and `run` share (tests use it)
 
 BAD_INPUT = 2
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
@@ -37,24 +44,6 @@ def _creatable_dir(path: Path, what: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"error: {what}: cannot create the directory {path.absolute()}: {exc.strerror}")
-
-
-def validated(path: str | Path) -> SpaceSpec:
-    """The spec of a space file whose data has been checked too; SpecError lists every problem.
-
-    `validate` and `run` share it, so a search never starts on input `validate` would reject."""
-    from minesearch.config import SpecError, load_spec
-    from minesearch.data import data_errors
-
-    spec = load_spec(path)
-    if problems := data_errors(spec):
-        raise SpecError(str(path), problems)
-    if runs_user_code(spec.model.backbone):  # its factory is called once, here (needs torch)
-        from minesearch.models import network_errors
-
-        if problems := network_errors(spec):
-            raise SpecError(str(path), problems)
-    return spec
 
 
 def _validated_or_exit(path: Path) -> SpaceSpec:
@@ -114,75 +103,63 @@ def run(
     verbose: bool,
 ) -> None:
     """Run the search described by SPACE and print the best recipe."""
-    spec = _validated_or_exit(space)
-    from minesearch import search
+    from minesearch import api
+    from minesearch.search import SearchInterrupted
 
-    confirm = None
+    view: ViewMode = "plain" if verbose else "live"  # plain: Ray's lines interleave with ours
     try:
-        if confirm_text is not None:
-            confirm = search.parse_confirm(confirm_text)
-            if problems := search.confirm_errors(spec):
-                raise search.ConfirmError("\n".join(problems))
-    except search.ConfirmError as exc:
+        with _warnings_shown():
+            outcome = api.run(
+                space,
+                address=address,
+                storage_path=storage_path,
+                resume=resume,
+                confirm=confirm_text,
+                verbose=verbose,
+                view=view,
+            )
+    except api.InputError as exc:
         _fail(f"error: {exc}")
-    options = search.SearchOptions(
-        address=address,
-        storage_path=storage_path,
-        resume=resume,
-        confirm=confirm,
-        verbose=verbose,
-    )
-    try:
-        finished = search.run_search(spec, space, options)
-    except (search.ClusterTooSmall, search.NothingToResume, search.StorageUnusable) as exc:
-        _fail(f"error: {exc}")
-    except search.SearchInterrupted as exc:
+    except SearchInterrupted as exc:
         click.echo(
             f"interrupted; finished trials are kept, the others resume from their last "
             f"checkpoint with: minesearch run {space} --resume   (state: {exc.experiment_path})",
             err=True,
         )
         sys.exit(INTERRUPTED)
-    present(finished)
-    if finished.result.best is None:
+    present(outcome)
+    if outcome.best is None:
         sys.exit(1)
 
 
-def present(finished: Finished) -> None:
-    """The report of a finished search: printed, its plots on the parent run, and the best
-    trial's model exported onto its child run. Neither of the last two may fail the search."""
-    import tempfile
-
-    from minesearch import report
-
-    out = finished.directory or Path(tempfile.mkdtemp())
-    result = report.build_report(finished.result)
-    click.echo(report.format_report(result))
-    try:
-        report.attach(result, report.write_plots(result, out / "report"))
-    except Exception as exc:  # a plot must not cost the user a finished search
-        click.echo(f"warning: the report could not be attached ({exc}); run `minesearch report`")
-    if finished.result.best is not None:
-        export_best(finished, out / "export")
-
-
-def export_best(finished: Finished, out_dir: Path) -> None:
-    """The best trial's model (TorchScript + preprocessing JSON) on its child run under export/,
-    and as the run's MLflow Model (registered if the space says so); never fails the search
-    (`minesearch export` can redo the export)."""
-    from minesearch.export import export_run
-
-    result = finished.result
-    try:
-        done = export_run(
-            result.parent_run_id, "torchscript", out_dir, result.tracking_uri, mlflow_model=True
-        )
+def present(outcome: SearchOutcome) -> None:
+    """What a finished search prints: the report, and where the best model went."""
+    click.echo(outcome.text)
+    if (done := outcome.exported) is not None:
         click.echo(f"the search's model, {done.what}: {done.path} (also in its MLflow run)")
         if done.model is not None:
             also = f"; registered as {done.model.registered}" if done.model.registered else ""
             click.echo(f"as an MLflow Model: mlflow.pyfunc.load_model({done.model.uri!r}){also}")
-    except Exception as exc:
-        click.echo(f"the search's model was not exported: {exc}")
+
+
+class _EchoWarnings(logging.Handler):
+    """minesearch's logged warnings on stderr as `warning: ...` (looked up at each line, so that
+    a live view, which redirects stderr, keeps them above it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+@contextlib.contextmanager
+def _warnings_shown() -> Iterator[None]:
+    """The library's warnings shown while a command runs (the library itself prints nothing)."""
+    handler = _EchoWarnings(logging.WARNING)
+    package = logging.getLogger("minesearch")
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
 
 
 @main.command(name="catalog")

@@ -27,6 +27,7 @@ ROOMS = (
     "search",
     "report",
     "export",
+    "api",
     "cli",
 )
 # What only one room may import (and the rooms below it may not reach it through another).

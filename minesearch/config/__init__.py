@@ -18,7 +18,7 @@ from minesearch.config._checks import (
     trainable_errors,
 )
 from minesearch.config._keys import RECIPE_KEYS, Owner, declared, key_error, key_for, targets
-from minesearch.config._load import SpecError, load_spec, parse_spec
+from minesearch.config._load import SpecError, load_spec, parse_spec, spec_from_dict
 from minesearch.config._params import (
     DEFAULT_LOSS,
     DEFAULT_LR,
@@ -31,6 +31,7 @@ from minesearch.config._params import (
     resolve_constant,
     usable_miners,
 )
+from minesearch.config._paths import is_uri
 from minesearch.config._schema import (
     BatchSpec,
     DataSpec,
@@ -72,6 +73,7 @@ __all__ = [
     "chosen",
     "data_kind",
     "declared",
+    "is_uri",
     "key_error",
     "key_for",
     "load_spec",
@@ -79,6 +81,7 @@ __all__ = [
     "parse_spec",
     "resolve_constant",
     "resolved_backbone",
+    "spec_from_dict",
     "targets",
     "trainable_errors",
     "usable_miners",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from minesearch import catalog
 from minesearch.config._params import DEFAULT_LOSS, Range, as_choices, param_errors
+from minesearch.config._paths import is_uri
 from minesearch.config._schema import DataSpec, SpaceSpec
 from minesearch.config.vocab import (
     BACKBONE_KINDS,
@@ -122,7 +123,7 @@ def path_errors(data: DataSpec) -> list[str]:
     if source not in PATH_SOURCES and path:
         allowed = " or ".join(repr(s) for s in PATH_SOURCES)
         return [f"data.path: only used with source {allowed}, not {source!r}"]
-    if path and "://" not in path and not Path(path).exists():
+    if path and not is_uri(path) and not Path(path).exists():
         return [f"data.path: not found (given {path!r})"]
     return []
 

@@ -68,6 +68,12 @@ def load_spec(path: str | Path) -> SpaceSpec:
     return parse_spec(with_paths_resolved(raw, Path(path).resolve().parent), source)
 
 
+def spec_from_dict(raw: Any, base: Path, source: str = "<space>") -> SpaceSpec:
+    """A space given as the YAML's content (`minesearch.run(dict)`): its relative paths are
+    relative to `base` (the caller's directory), as a file's are to the file."""
+    return parse_spec(with_paths_resolved(raw, base), source)
+
+
 def parse_spec(raw: Any, source: str = "<space>") -> SpaceSpec:
     if not isinstance(raw, dict):
         raise SpecError(source, ["the file must be a mapping with at least `name:`"])

@@ -20,6 +20,11 @@ from minesearch.config.vocab import python_target
 SQLITE = "sqlite:///"
 
 
+def is_uri(path: str) -> bool:
+    """A URI (s3://, gs://, sqlite:///, http://) rather than a path on this machine."""
+    return "://" in path
+
+
 def with_paths_resolved(raw: Any, base: Path) -> Any:
     """`raw` (the file's YAML) with its relative paths made absolute against `base`; anything
     that is not where or what a path would be is left for validation to report."""
@@ -44,7 +49,7 @@ def with_paths_resolved(raw: Any, base: Path) -> Any:
 
 
 def _path(value: Any, base: Path) -> Any:
-    if not isinstance(value, str) or not value or "://" in value:
+    if not isinstance(value, str) or not value or is_uri(value):
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (base / path).resolve())

@@ -17,7 +17,7 @@ from minesearch.recipe._control import (
     control_recipe,
     setting_of,
 )
-from minesearch.recipe._recipe import MarginMode, Recipe
+from minesearch.recipe._recipe import MarginMode, Recipe, format_value
 from minesearch.recipe._trial import CONFIG_KEY, SAMPLER_PARAMS_KEY, TrialConfig
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "Setting",
     "TrialConfig",
     "control_recipe",
+    "format_value",
     "setting_of",
 ]

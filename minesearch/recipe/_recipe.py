@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from minesearch import catalog
-from minesearch.config import SpaceSpec
+from minesearch.config import DEFAULT_LR, SpaceSpec
 from minesearch.config.vocab import AUTO_HEAD, HeadName, OptimizerName
 
 # How the recipe's margins were set; "none" when neither its loss nor its miner has a `margin`.
@@ -24,7 +24,7 @@ class Recipe:
     miner: str = catalog.NO_MINER
     loss_params: dict[str, Any] = field(default_factory=dict)
     miner_params: dict[str, Any] = field(default_factory=dict)
-    lr: float = 1.0e-3
+    lr: float = DEFAULT_LR
     margin_mode: MarginMode = "default"
     proxy_lr_factor: float | None = None  # lr multiplier of a trainable loss's own parameters
     backbone_lr_factor: float | None = None  # lr multiplier of the backbone (None: 1, as the head)
@@ -60,24 +60,6 @@ class Recipe:
     def tuples(self) -> catalog.Compatibility:
         return catalog.compatibility(self.loss, self.miner, self.weight_miners)
 
-    def mlflow_params(self) -> dict[str, str]:
-        """Flat `loss.X` / `miner.X` params, so the MLflow UI can sort and filter trials by them."""
-        flat = {"loss": self.loss, "miner": self.miner, "lr": f"{self.lr:.6g}"}
-        flat |= {f"loss.{k}": _fmt(v) for k, v in self.loss_params.items()}
-        flat |= {f"miner.{k}": _fmt(v) for k, v in self.miner_params.items()}
-        flat |= {"margin_mode": self.margin_mode, "tuples": self.tuples}
-        if self.proxy_lr_factor is not None:
-            flat["proxy_lr_factor"] = _fmt(self.proxy_lr_factor)
-        optional = {
-            "backbone_lr_factor": self.backbone_lr_factor,
-            "weight_decay": self.weight_decay,
-            "warmup_epochs": self.warmup_epochs,
-            "head": self.head,
-            "optimizer": self.optimizer,
-        }
-        flat |= {k: _fmt(v) for k, v in optional.items() if v is not None}
-        return flat
-
     def label(self) -> str:
         """Run name for the MLflow UI, e.g. `TripletMargin+TripletMarginMiner[hard] m=0.2`."""
         loss = self.loss.removesuffix("Loss")
@@ -85,7 +67,7 @@ class Recipe:
         if "type_of_triplets" in self.miner_params:
             parts[0] += f"[{self.miner_params['type_of_triplets']}]"
         margins = [self.loss_params.get("margin"), self.miner_params.get("margin")]
-        parts += [f"m={_fmt(m)}" for m in sorted({m for m in margins if m is not None})]
+        parts += [f"m={format_value(m)}" for m in sorted({m for m in margins if m is not None})]
         if self.head is not None:
             parts.append(f"head={self.head}")
         return " ".join(parts)
@@ -101,5 +83,6 @@ class Recipe:
         )
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A parameter as a run name and MLflow show it (4 significant digits for a float)."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from minesearch.report._build import Report
 from minesearch.results import TrialResult
+from minesearch.tracking import names
 
 FILES = {
     "margin": "metric_vs_margin.png",
@@ -76,7 +77,7 @@ def _margin(report: Report) -> Figure:
     points = [(t, t.margin, report.score(t)) for t in report.ranked]
     trials = [(t, x, y) for t, x, y in points if x is not None and y is not None]
     for trial, x, y in trials:
-        color = TRIPLET_COLORS.get(trial.params.get("miner.type_of_triplets", ""), NOT_APPLICABLE)
+        color = TRIPLET_COLORS.get(trial.params.get(names.TRIPLETS_PARAM, ""), NOT_APPLICABLE)
         face = "none" if trial.status == "pruned" else color
         if trial.role == "control":
             ax.scatter(x, y, s=220, marker="*", facecolors=face, edgecolors="black", zorder=3)
@@ -91,7 +92,7 @@ def _margin(report: Report) -> Figure:
                 fontsize=7,
                 color="dimgrey",
             )
-    kinds = sorted({t.params.get("miner.type_of_triplets", "n/a") for t, _, _ in trials})
+    kinds = sorted({t.params.get(names.TRIPLETS_PARAM, "n/a") for t, _, _ in trials})
     handles = [
         _dot(TRIPLET_COLORS.get(k, NOT_APPLICABLE), k.replace("n/a", "n/a (not asked)"))
         for k in kinds
@@ -169,11 +170,11 @@ def _annotate(ax: Axes, grid: np.ndarray, counts: np.ndarray, rgba: Callable[[fl
 
 def _importance(report: Report) -> Figure:
     """fANOVA importances: which knobs explain the metric's variance across finished trials."""
-    names = list(report.importance)[::-1]  # most important on top
-    values = [report.importance[n] for n in names]
-    fig = Figure(figsize=(7, 0.45 * len(names) + 1.8))
+    params = list(report.importance)[::-1]  # most important on top
+    values = [report.importance[n] for n in params]
+    fig = Figure(figsize=(7, 0.45 * len(params) + 1.8))
     ax = fig.add_subplot()
-    bars = ax.barh(names, values, color="tab:blue")
+    bars = ax.barh(params, values, color="tab:blue")
     ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=9)
     ax.set_xlim(0, max(values) * 1.15 or 1)
     ax.set_xlabel(f"importance for {report.metric} (fANOVA, shares sum to 1)")

@@ -19,7 +19,7 @@ from minesearch.results import (
     summary_line,
     verdict,
 )
-from minesearch.tracking import names, open_ui_command, runs_url
+from minesearch.tracking import names, open_ui_command, recipe_params, runs_url
 
 ERROR_CHARS = 300  # the tail of a failed trial's traceback shown
 
@@ -31,7 +31,7 @@ def format_report(report: Report) -> str:
     search = report.search
     best = search.best
     if best is not None:
-        params = best.recipe.mlflow_params() if best.recipe is not None else dict(best.params)
+        params = recipe_params(best.recipe) if best.recipe is not None else dict(best.params)
         lines += ["", f"best recipe ({best.trial_id}): {params}"]
         scores: dict[str, float] = {k: v for k in SHOWN if (v := best.score(k)) is not None}
         lines.append(f"best scores ({_at(best)}): " + _scores(scores, SHOWN))

@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from minesearch.config.vocab import SELECTED_EPOCH, SELECTED_PREFIX, Metric, Mode
 from minesearch.recipe import Recipe
@@ -47,6 +47,8 @@ class TrialResult:
     checkpoint: str | None = None  # its last checkpoint, in the search's storage
     epochs: int = 0  # the last epoch it reported
     is_control: bool = False  # the control recipe, proposed first inside the search
+    # the margin it trained with: the miner's when it has one (it chose the tuples), else the loss's
+    margin: float | None = None
 
     def score(self, metric: str) -> float | None:
         """The trial's score: its selected epoch's (`selected.<metric>`), else the last logged."""
@@ -57,11 +59,6 @@ class TrialResult:
     def selected_epoch(self) -> int | None:
         value = self.metrics.get(SELECTED_EPOCH)
         return None if value is None else int(value)
-
-    @property
-    def margin(self) -> float | None:
-        """The miner's margin when it has one (it chose the triplets), else the loss's."""
-        return _float(self.params.get("miner.margin") or self.params.get("loss.margin"))
 
 
 def rank(trials: Sequence[TrialResult], metric: str, mode: Mode) -> list[TrialResult]:
@@ -140,11 +137,3 @@ class SearchResult:
 
     def count(self, status: Status) -> int:
         return sum(1 for t in self.searched if t.status == status)
-
-
-def _float(raw: Any) -> float | None:
-    try:
-        value = float(raw or "")
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None

@@ -5,9 +5,10 @@ each a Ray Train job (`_trial`, run by the Tune trial actor), child runs written
 (`_callback`), then the control, the test split of the chosen trials and the confirmations, each
 its own step. It returns the search read back from MLflow (`minesearch.results`).
 
-What the user sees meanwhile: `_view` (pure state and rendering: a header, a progress bar, a line
-per trial), fed by `_progress`'s Tune callback; Ray's own output goes to the search's log file
-(`_quiet`) unless `--verbose`.
+What the user sees meanwhile, if asked (`SearchOptions.view`): `_view` (pure state and rendering:
+a header, a progress bar, a line per trial), fed by `_progress`'s Tune callback, which also carries
+the driver's messages (`tell`); warnings go to `logging`. Ray's own output goes to the search's log
+file (`_quiet`) unless `--verbose`.
 
 Runs in the Tune driver; `_trial.run_trial` runs in the trial actors. The only room that imports
 ray.tune. Imports every room below it (config, recipe, results, space, train, tracking).
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     )
     from minesearch.search._state import NothingToResume
     from minesearch.search._trial import train_storage
+    from minesearch.search._view import VIEW_MODES, ViewMode
 
 # name -> the module that defines it, imported when the name is first used
 _HOME = {
@@ -63,10 +65,13 @@ _HOME = {
     "StorageUnusable": "minesearch.search._run",
     "NothingToResume": "minesearch.search._state",
     "train_storage": "minesearch.search._trial",
+    "VIEW_MODES": "minesearch.search._view",
+    "ViewMode": "minesearch.search._view",
 }
 
 __all__ = [
     "DEFAULT_STORAGE",
+    "VIEW_MODES",
     "ClusterTooSmall",
     "ConfirmError",
     "Finished",
@@ -74,6 +79,7 @@ __all__ = [
     "SearchInterrupted",
     "SearchOptions",
     "StorageUnusable",
+    "ViewMode",
     "concurrency",
     "confirm_errors",
     "local_ray_options",

@@ -20,7 +20,7 @@ from minesearch.results import Role
 from minesearch.search._ray_internals import tune_checkpoint_path
 from minesearch.search._searcher import stopped_early
 from minesearch.search._train_run import CHECKPOINT_KEY
-from minesearch.tracking import ChildRuns
+from minesearch.tracking import ChildRuns, names
 from minesearch.train import CHECKPOINT_RANK
 
 # What a Tune result holds that is not a metric of the trial (the epoch is logged as the step,
@@ -35,7 +35,6 @@ NOT_METRICS = frozenset(
         CHECKPOINT_RANK,  # Ray Train's bookkeeping of which checkpoint to keep
     }
 )
-EVERY_EPOCH = "precision_at_1"  # a metric every report logs: finds a resumed run's last epoch
 
 
 class MlflowTrialCallback(Callback):
@@ -59,7 +58,7 @@ class MlflowTrialCallback(Callback):
         """The trial's child run, created on first sight (found again by tag after a restart)."""
         if trial.trial_id in self.runs:
             return self.runs[trial.trial_id]
-        found = self.children.reopen(trial.trial_id, EVERY_EPOCH)
+        found = self.children.reopen(trial.trial_id, names.EVERY_EPOCH_METRIC)
         if found is not None:  # a resumed search: the trial goes on in the run it started in
             run_id = found.run_id
             self.last_step[run_id] = found.last_step

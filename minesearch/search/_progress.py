@@ -6,10 +6,14 @@ there), so the callback keeps only picklable settings; its view and its output a
 `setup`, in the driver that runs the fit. A restored callback has no header (it described the
 first run's Ray and log: the resumed driver shows its own, `show_header`), and its view starts
 from the trials Tune restored as ended.
+
+Nothing here writes unless a view mode asks it to (`minesearch.run` shows nothing by default):
+the driver's messages go through `tell`, which logs them when there is no view.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -22,7 +26,16 @@ from rich.live import Live
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.recipe import TrialConfig
 from minesearch.search._searcher import stopped_early
-from minesearch.search._view import Header, Scores, SearchView, Status, live_renderable
+from minesearch.search._view import (
+    Header,
+    Scores,
+    SearchView,
+    Status,
+    ViewMode,
+    live_renderable,
+)
+
+logger = logging.getLogger(__name__)
 
 
 class Output(Protocol):
@@ -44,6 +57,19 @@ class PlainOutput:
     def event(self, line: str | None) -> None:
         if line is not None:
             print(line, file=self.stream, flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NoOutput:
+    """No view: the caller reads the result (`minesearch.run` without `view`)."""
+
+    def event(self, line: str | None) -> None:
+        pass
 
     def refresh(self) -> None:
         pass
@@ -77,15 +103,28 @@ class LiveOutput:
             self.live.stop()
 
 
-def show_header(header: Header, stream: TextIO | None = None) -> None:
+def tell(mode: ViewMode | None, text: str) -> None:
+    """A message of the driver for the user (a resume, the pretrained bar, a warm start): a line
+    with the view (above it when live: rich redirects stdout), else logged, so that a caller
+    without a view can still have it."""
+    if mode is None:
+        logger.info(text)
+    else:
+        print(text, file=sys.stdout, flush=True)
+
+
+def show_header(header: Header, mode: ViewMode | None) -> None:
     """A resumed search's header (this run's Ray and log), shown by its driver: the view that
     Tune restores has none."""
-    print("\n".join(header.lines()), file=stream or sys.stdout, flush=True)
+    tell(mode, "\n".join(header.lines()))
 
 
-def open_output(view: SearchView, stream: TextIO, plain: bool) -> Output:
-    """Live on a terminal unless `plain` (--verbose: Ray's own lines interleave with ours)."""
-    if not plain and stream.isatty():
+def open_output(view: SearchView, stream: TextIO, mode: ViewMode | None) -> Output:
+    """Live on a terminal when asked, else plain lines (a pipe, a file, CI, and --verbose, whose
+    Ray lines interleave with ours); nothing without a mode."""
+    if mode is None:
+        return NoOutput()
+    if mode == "live" and stream.isatty():
         return LiveOutput(view, stream)
     return PlainOutput(view, stream)
 
@@ -100,16 +139,16 @@ class ViewCallback(Callback):
         total: int,
         epochs: int,
         header: Header | None = None,
-        plain: bool = False,
+        mode: ViewMode | None = None,
     ) -> None:
         self.settings = (title, metric, total, epochs, header)
-        self.plain = plain
+        self.mode = mode
         self.view: SearchView | None = None
         self.output: Output | None = None
         self.stepped = False  # whether this driver's run has had its first step
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"settings": self.settings, "plain": self.plain, "view": None, "output": None}
+        return {"settings": self.settings, "mode": self.mode, "view": None, "output": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restored (a resumed search): without the header, which was the first run's."""
@@ -121,7 +160,7 @@ class ViewCallback(Callback):
         if self.view is None or self.output is None:
             title, metric, total, epochs, header = self.settings
             self.view = SearchView(title, metric, total, epochs, header)
-            self.output = open_output(self.view, sys.stdout, self.plain)
+            self.output = open_output(self.view, sys.stdout, self.mode)
         return self.view
 
     def close(self) -> None:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from minesearch.tracking import environment
 
 # The Python loggers whose records go to the file: Ray's (Tune and Train are below "ray") and
 # MLflow's notices about creating and migrating a store.
@@ -92,7 +93,7 @@ def ray_output_to(log_file: Path | None) -> Iterator[RayOutput]:
         yield RayOutput(None)
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("a", encoding="utf-8") as sink, _env(QUIET_ENV):
+    with log_file.open("a", encoding="utf-8") as sink, environment(QUIET_ENV):
         handler = logging.StreamHandler(sink)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         saved = [(logger, logger.handlers[:], logger.propagate) for logger in map(_get, LOGGERS)]
@@ -111,17 +112,3 @@ def ray_output_to(log_file: Path | None) -> Iterator[RayOutput]:
 
 def _get(name: str) -> logging.Logger:
     return logging.getLogger(name)
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from minesearch.config import SpaceSpec, TrainSpec
+from minesearch.config import SpaceSpec, TrainSpec, is_uri
 
 
 class ClusterTooSmall(ValueError):
@@ -23,7 +22,7 @@ class ClusterTooSmall(ValueError):
 
 def resolve_storage(path: str) -> str:
     """Local paths become absolute (Tune changes cwd); URIs (s3://, gs://, ...) stay as given."""
-    return path if "://" in path else str(Path(path).resolve())
+    return path if is_uri(path) else str(Path(path).resolve())
 
 
 def with_device(spec: SpaceSpec, resources: dict[str, float]) -> SpaceSpec:
@@ -88,9 +87,9 @@ def local_ray_options() -> dict[str, Any]:
     Ray on the machine (another search, a test) its auto-detection fails, the group leaks and the
     next trial waits forever. RAY_API_SERVER_ADDRESS names the right dashboard.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    from minesearch.tracking import free_port  # the driver's: trial processes load no MLflow
+
+    port = free_port("127.0.0.1")
     return {
         "include_dashboard": True,
         "dashboard_port": port,

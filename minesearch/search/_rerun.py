@@ -28,7 +28,7 @@ from minesearch.results import (
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._search import Search
 from minesearch.search._trial import run_fixed
-from minesearch.tracking import read_search
+from minesearch.tracking import names, read_search
 
 RERUN_SEED_OFFSET = 2000  # re-run seeds: train.seed + 2000 + i (the test estimate's: + 1000 + i)
 
@@ -97,7 +97,7 @@ def compare_reruns(
     for recipe, trial in found:
         key = recipe_key(recipe)
         by_seed = {
-            int(r.params.get("seed", -1)): r.score(metric)
+            int(r.params.get(names.SEED_PARAM, -1)): r.score(metric)
             for r in runs
             if r.recipe is not None and recipe_key(r.recipe) == key and r.status == "finished"
         }

@@ -2,7 +2,7 @@
 then the steps after it (`_steps`).
 
 Presenting the result (the report, the plots, the export of the best model) is the caller's
-(`minesearch.cli`).
+(`minesearch.api`). Nothing is printed unless `SearchOptions.view` asks for a view.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from minesearch.config import SpaceSpec
 from minesearch.data import load_parts, summarize
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
-from minesearch.search._progress import ViewCallback, show_header
+from minesearch.search._progress import ViewCallback, show_header, tell
 from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
 from minesearch.search._scoring import model_setting
-from minesearch.search._search import Search
+from minesearch.search._search import Search, search_directory
 from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
-from minesearch.search._view import Header
+from minesearch.search._view import Header, ViewMode
 from minesearch.tracking import ParentRun, names, resolve_tracking_uri
 
 DEFAULT_STORAGE = "minesearch_runs"
@@ -56,6 +56,7 @@ class SearchOptions:
     ray_init: dict[str, Any] = field(default_factory=dict)  # extra ray.init kwargs (tests)
     confirm: tuple[int, int] | None = None  # (K recipes, S seeds) re-trained on the test split
     verbose: bool = False  # Ray's own output on the terminal instead of a log file
+    view: ViewMode | None = None  # how the user sees the search; None: nothing is printed
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     """Run (or resume) the whole search; the MLflow parent run ends with it.
 
     Unless `options.verbose`, Ray's own output (driver logs, Tune's tables, the workers' lines)
-    goes to a log file in the search's directory, and the user sees the view (`_progress`).
+    goes to a log file in the search's directory, and the user sees the view (`_progress`) that
+    `options.view` asks for, if any.
     Raises SearchInterrupted when Tune stopped on SIGINT with trials unfinished: its state is
     saved, and `options.resume` continues it.
     """
@@ -85,7 +87,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         name = experiment_dir.name
     else:
         name = state_files.new_name(spec.name)
-    directory = None if "://" in storage else Path(storage) / name
+    directory = search_directory(storage, name)
     if directory is not None:  # checked before Ray starts, like the rest of the input
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -113,11 +115,9 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         )
         if options.resume:
             parent = ParentRun.reopen(tracking_uri, saved.parent_run_id)
-            search = Search(
-                setup, name, tracking_uri, parent, at_once, setting, verbose=options.verbose
-            )
-            print(f"resuming {experiment_dir}")
-            show_header(header)  # the view comes back from Tune's saved state, with no header
+            search = Search(setup, name, tracking_uri, parent, at_once, setting, options.view)
+            tell(options.view, f"resuming {experiment_dir}")
+            show_header(header, options.view)  # Tune's saved view comes back with no header
             tuner = tune.Tuner.restore(
                 str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
             )
@@ -125,9 +125,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         else:
             parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
             parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
-            search = Search(
-                setup, name, tracking_uri, parent, at_once, setting, verbose=options.verbose
-            )
+            search = Search(setup, name, tracking_uri, parent, at_once, setting, options.view)
             if search.directory is not None:  # resume finds local (or NFS) searches
                 state_files.save_state(
                     search.directory, state_files.SearchState(parent.run_id, spec_dict)
@@ -184,12 +182,11 @@ def start_parent(
 ) -> ParentRun:
     tags = {
         names.STORAGE_TAG: storage,  # where the trials' checkpoints are (minesearch export)
-        "sampler": spec.search.sampler.name,
-        "scheduler": spec.search.scheduler.name,
-        "cluster.cpus": f"{ray.cluster_resources().get('CPU', 0):g}",
-        "cluster.gpus": f"{ray.cluster_resources().get('GPU', 0):g}",
-        "concurrent": str(at_once),
+        names.CONCURRENT_TAG: str(at_once),  # the space's search.concurrent, as the cluster allows
     }
+    resources = ray.cluster_resources()
+    cpus, gpus = names.CLUSTER_TAGS
+    tags |= {cpus: f"{resources.get('CPU', 0):g}", gpus: f"{resources.get('GPU', 0):g}"}
     return ParentRun.start(uri, spec.experiment, spec.name, spec_dict, space_file, tags)
 
 

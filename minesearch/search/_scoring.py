@@ -7,6 +7,7 @@ are, not necessarily where the driver is (`minesearch.train.score_network` runs 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import ray
@@ -18,6 +19,8 @@ from minesearch.models import backbone_name, is_pretrained
 from minesearch.recipe import Setting, setting_of
 from minesearch.results import TrialResult
 from minesearch.train import score_network
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,5 +74,5 @@ def score(
         try:
             scores[name] = ray.get(ref)
         except Exception as exc:  # a failed scoring must not cost the finished search
-            print(f"warning: scoring {name} on the {jobs[name].part} split failed: {exc}")
+            logger.warning("scoring %s on the %s split failed: %s", name, jobs[name].part, exc)
     return scores

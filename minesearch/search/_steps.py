@@ -27,8 +27,14 @@ from minesearch.search._control import run_control
 from minesearch.search._rerun import Reruns, run_reruns
 from minesearch.search._scoring import ScoreJob, has_reference, has_test_split, score
 from minesearch.search._search import Search
-from minesearch.search._tuner import trial_params
-from minesearch.tracking import ChildRuns, metric_history, names, read_search
+from minesearch.tracking import (
+    ChildRuns,
+    metric_history,
+    names,
+    read_search,
+    recipe_params,
+    trial_params,
+)
 
 
 def score_reference(search: Search) -> None:
@@ -43,7 +49,7 @@ def score_reference(search: Search) -> None:
     if "pretrained" in found:
         metrics = found["pretrained"]
         search.parent.log_metrics({f"{names.PRETRAINED_PREFIX}{k}": v for k, v in metrics.items()})
-        print(
+        search.tell(
             f"the pretrained model scores {spec.search.metric} "
             f"{metrics[spec.search.metric]:.4f} on val: the bar every recipe must clear"
         )
@@ -223,5 +229,5 @@ def _shown(prefix: str, scores: TrialResult | dict[str, float]) -> dict[str, flo
 
 def _recipe_params(trial: TrialResult) -> dict[str, str]:
     if trial.recipe is not None:
-        return trial.recipe.mlflow_params()
+        return recipe_params(trial.recipe)
     return dict(trial.params)

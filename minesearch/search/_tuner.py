@@ -12,12 +12,12 @@ from minesearch.config import SpaceSpec
 from minesearch.config.vocab import EPOCH, TRAINED_PREFIX
 from minesearch.recipe import Recipe
 from minesearch.search._callback import MlflowTrialCallback
-from minesearch.search._progress import ViewCallback
+from minesearch.search._progress import ViewCallback, tell
 from minesearch.search._scheduler import SearchASHA
 from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import TrialSetup, reuse_processes, trainable, trial_checkpoints
 from minesearch.space import SearchSpace, build_space, locate, make_search
-from minesearch.tracking import known_trials
+from minesearch.tracking import known_trials, trial_params
 
 
 def tune_metric(spec: SpaceSpec) -> str:
@@ -38,18 +38,6 @@ def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
         grace_period=min(scheduler.grace_epochs, spec.train.epochs),
         reduction_factor=scheduler.reduction_factor,
     )
-
-
-def trial_params(spec: SpaceSpec) -> dict[str, Any]:
-    """What every child run records beside its recipe: the budget it was trained with."""
-    return {
-        "batch.classes": spec.train.batch.classes,
-        "batch.per_class": spec.train.batch.per_class,
-        "workers": spec.train.workers,
-        "seed": spec.train.seed,
-        "epochs": spec.train.epochs,
-        "optimizer": spec.train.optimizer,
-    }
 
 
 def planned_trials(
@@ -73,7 +61,8 @@ def new_tuner(
     verbose: bool = False,
     control: Recipe | None = None,
 ) -> tune.Tuner:
-    """The search's Tuner; `control`, when the space holds it, is proposed first."""
+    """The search's Tuner; `control`, when the space holds it, is proposed first. What it tells
+    the user of the plan goes with the view."""
     spec = setup.spec
     sampler = spec.search.sampler
     recipes = build_space(spec.search.params, spec.search.weight_miners)
@@ -83,7 +72,10 @@ def new_tuner(
     )
     trials, choices = planned_trials(spec.search.trials, recipes, grid_size)
     if trials < spec.search.trials:
-        print(f"the space has {trials} distinct recipes: {trials} trials, each trained once")
+        tell(
+            view.mode,
+            f"the space has {trials} distinct recipes: {trials} trials, each trained once",
+        )
     callback = MlflowTrialCallback(uri, parent_run_id, trial_params(spec), spec.train.epochs)
     known = (
         known_trials(uri, spec.search.warm_start, spec.search.metric)
@@ -102,10 +94,11 @@ def new_tuner(
         control=first,
     )
     if spec.search.warm_start:
-        print(
+        tell(
+            view.mode,
             f"warm start: the sampler was told {searcher.warmed} trials of "
             f"{spec.search.warm_start!r} (of {len(known)} found); "
-            "their recipes are not trained again"
+            "their recipes are not trained again",
         )
     return tune.Tuner(
         trainable(setup),

@@ -12,14 +12,19 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-Status = Literal["pending", "running", "finished", "pruned", "failed"]
+from minesearch.results import Status
+
+# How the view is drawn: redrawn in place on a terminal (plain lines elsewhere), or plain lines
+# always; no view (None) shows nothing, for a caller that reads the result (`minesearch.run`).
+ViewMode = Literal["live", "plain"]
+VIEW_MODES: tuple[ViewMode, ...] = get_args(ViewMode)
 RECIPE_WIDTH = 44  # the table cuts a longer recipe label (plain lines and MLflow have it whole)
 REASON_WIDTH = 70  # the first line of a failure, cut: the log file and MLflow have the rest
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))\b.*:")
@@ -192,13 +197,6 @@ def status_text(line: TrialLine) -> str:
     if line.status == "failed":
         return f"failed: {line.reason or 'see the log'}"
     return line.status
-
-
-def progress_text(view: SearchView, now: float | None = None) -> str:
-    return (
-        f"{view.title} {view.done}/{view.total}  elapsed {clock(view.elapsed(now))}  "
-        f"eta {clock(view.eta(now))}"
-    )
 
 
 def event_line(view: SearchView, line: TrialLine) -> str:

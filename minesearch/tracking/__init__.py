@@ -19,6 +19,7 @@ from minesearch.tracking import names
 from minesearch.tracking._artifacts import log_directory, log_files
 from minesearch.tracking._children import ChildRuns, OpenRun
 from minesearch.tracking._model import EmbeddingModel, LoggedModel, log_model
+from minesearch.tracking._params import recipe_params, trial_params
 from minesearch.tracking._parent import ParentRun
 from minesearch.tracking._read import (
     BEST,
@@ -32,6 +33,7 @@ from minesearch.tracking._read import (
 )
 from minesearch.tracking._store import (
     StoreError,
+    environment,
     existing_store,
     experiment_id,
     local_artifact_root,
@@ -66,6 +68,7 @@ __all__ = [
     "ServerError",
     "StoreError",
     "compare_url",
+    "environment",
     "existing_store",
     "experiment_id",
     "find_search",
@@ -81,11 +84,13 @@ __all__ = [
     "names",
     "open_ui_command",
     "read_search",
+    "recipe_params",
     "resolve_tracking_uri",
     "runs_url",
     "spec_of",
     "start_server",
     "stop_group",
+    "trial_params",
     "ui_command",
     "wait_until_up",
 ]

@@ -21,6 +21,7 @@ from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import Role
 from minesearch.tracking import names
 from minesearch.tracking._datasets import log_datasets
+from minesearch.tracking._params import recipe_params
 from minesearch.tracking._parent import RESUME_HINT, log_metrics, log_params
 from minesearch.tracking._store import open_store
 
@@ -105,7 +106,7 @@ class ChildRuns:
         )
         run_id = str(run.info.run_id)
         seed = {"seed": trial.seed} if trial.seed is not None else {}
-        log_params(self.client, run_id, {**recipe.mlflow_params(), **self.params, **seed})
+        log_params(self.client, run_id, {**recipe_params(recipe), **self.params, **seed})
         self.client.log_text(
             run_id, json.dumps(config, indent=2, default=str), names.TRIAL_CONFIG_ARTIFACT
         )

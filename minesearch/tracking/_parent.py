@@ -59,8 +59,8 @@ class ParentRun:
             client,
             parent.run_id,
             {
-                "metric": search["metric"],
-                "mode": search["mode"],
+                names.METRIC_PARAM: search["metric"],
+                names.MODE_PARAM: search["mode"],
                 "trials": search["trials"],
                 "concurrent": search["concurrent"],
                 "sampler": search["sampler"]["name"],

@@ -23,6 +23,7 @@ from minesearch.config.vocab import EPOCH
 from minesearch.recipe import Recipe
 from minesearch.results import ROLES, Role, SearchResult, Status, TrialResult
 from minesearch.tracking import names
+from minesearch.tracking._params import margin_of
 from minesearch.tracking._store import StoreError, existing_store, no_progress_bar, open_store
 
 Series = list[tuple[int, float]]  # (epoch, value), one point per epoch
@@ -40,7 +41,7 @@ def read_search(tracking_uri: str, parent_run_id: str) -> SearchResult:
     except MlflowException as exc:
         raise StoreError(f"cannot read the search from {tracking_uri}: {exc.message}") from None
     params = parent.data.params
-    if "metric" not in params or params.get("mode") not in ("max", "min"):
+    if names.METRIC_PARAM not in params or params.get(names.MODE_PARAM) not in ("max", "min"):
         raise StoreError(f"run {parent.info.run_id} has no metric/mode params: not a search")
     return SearchResult(
         tracking_uri=tracking_uri,
@@ -48,8 +49,8 @@ def read_search(tracking_uri: str, parent_run_id: str) -> SearchResult:
         experiment_id=parent.info.experiment_id,
         parent_run_id=parent.info.run_id,
         parent_name=parent.info.run_name or "",
-        metric=params["metric"],
-        mode="max" if params["mode"] == "max" else "min",
+        metric=params[names.METRIC_PARAM],
+        mode="max" if params[names.MODE_PARAM] == "max" else "min",
         trials=[_trial(run) for run in children],
         pretrained={
             k.removeprefix(names.PRETRAINED_PREFIX): v
@@ -135,6 +136,7 @@ def _trial(run: Run) -> TrialResult:
         checkpoint=tags.get(names.CHECKPOINT_TAG),
         epochs=int(metrics.get(EPOCH, 0)),
         is_control=tags.get(names.CONTROL_TAG) == "true",
+        margin=margin_of(run.data.params),
     )
 
 

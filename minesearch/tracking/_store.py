@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from minesearch.config import is_uri
 from minesearch.tracking._sqlite import open_sqlite, sqlite_file
 
 DEFAULT_STORE = "mlflow.db"
@@ -32,7 +33,7 @@ def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str
         return f"sqlite:///{(base / uri.removeprefix('sqlite:///')).resolve()}"
     if uri.startswith("file:"):
         return (base / uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
-    if "://" not in uri:  # a bare path means a file store directory
+    if not is_uri(uri):  # a bare path means a file store directory
         return (base / uri).resolve().as_uri()
     return uri
 
@@ -99,16 +100,21 @@ def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-@contextlib.contextmanager
-def no_progress_bar() -> Iterator[None]:
+def no_progress_bar() -> contextlib.AbstractContextManager[None]:
     """MLflow draws a tqdm bar per artifact transfer on stderr, ahead of our messages."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(name)
-    os.environ[name] = "false"
+    return environment({"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set while inside, and put back as they were (unset ones unset)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -24,6 +24,26 @@ CHOSEN_TAG = "rerun.chosen_trial_id"  # on the parent: the trial the paired re-r
 VERDICT_TAG = "minesearch.verdict"  # on the parent: results.VERDICTS (which answer to keep)
 PARENT_VALUE = "parent"  # SEARCH_TAG's value
 
+# --- params of a child run (`tracking.recipe_params`, `tracking.trial_params`) --------------------
+LOSS_PARAM = "loss"  # the PML loss class
+MINER_PARAM = "miner"  # the PML miner class, or "none"
+LR_PARAM = "lr"
+LOSS_PARAM_PREFIX = "loss."  # the loss's own parameters: loss.margin, loss.neg_margin, ...
+MINER_PARAM_PREFIX = "miner."  # the miner's: miner.margin, miner.type_of_triplets, ...
+MARGIN = "margin"  # the knob both may have: loss.margin and miner.margin are different ones
+TRIPLETS_PARAM = f"{MINER_PARAM_PREFIX}type_of_triplets"  # TripletMarginMiner's choice
+MARGIN_MODE_PARAM = "margin_mode"  # tied, separate, default or none (recipe.MarginMode)
+TUPLES_PARAM = "tuples"  # native or converted: what the loss does with the miner's tuples
+SEED_PARAM = "seed"  # the trial's seed (re-runs and confirmations differ by it)
+# a metric every epoch's report logs: a resumed trial's last epoch is its last step
+EVERY_EPOCH_METRIC = "precision_at_1"
+
+# --- params and tags of the parent run ------------------------------------------------------------
+METRIC_PARAM = "metric"  # the search's metric (config.vocab.Metric)
+MODE_PARAM = "mode"  # max or min
+CLUSTER_TAGS = ("cluster.cpus", "cluster.gpus")  # what the search's Ray held when it started
+CONCURRENT_TAG = "concurrent"  # trials side by side
+
 # --- parameter and metric prefixes on the parent run ---------------------------------------------
 BEST_PREFIX = "best."  # the best trial's recipe (params) and scores (metrics)
 EPOCH0_PREFIX = "best.epoch0."  # the best trial's scores before training

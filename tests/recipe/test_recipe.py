@@ -1,4 +1,5 @@
-"""A recipe: dict round trip (driver -> workers), flat MLflow params, run label, building."""
+"""A recipe: dict round trip (driver -> workers), run label, building (its MLflow params:
+tests/tracking/test_params.py)."""
 
 from __future__ import annotations
 
@@ -69,30 +70,6 @@ def test_defaults() -> None:
 def test_from_dict_rejects_unknown_keys() -> None:
     with pytest.raises(TypeError):
         Recipe.from_dict({"loss": "TripletMarginLoss", "schedule": "cosine"})
-
-
-def test_mlflow_params() -> None:
-    assert TRIPLET.mlflow_params() == {
-        "loss": "TripletMarginLoss",
-        "miner": "TripletMarginMiner",
-        "lr": "0.00123457",
-        "loss.margin": "0.2",
-        "miner.margin": "0.2",
-        "miner.type_of_triplets": "semihard",
-        "margin_mode": "tied",
-        "tuples": "native",
-    }
-
-
-def test_mlflow_params_say_which_margin_and_conversion() -> None:
-    params = SEPARATE.mlflow_params()
-    assert params["margin_mode"] == "separate"
-    assert params["loss.margin"] == "0.05" and params["miner.margin"] == "0.3"
-    converted = Recipe("TripletMarginLoss", "MultiSimilarityMiner", miner_params={"epsilon": 0.1})
-    assert converted.mlflow_params()["tuples"] == "converted"
-    assert converted.mlflow_params()["miner.epsilon"] == "0.1"
-    assert CONTRASTIVE.mlflow_params()["loss.neg_margin"] == "1"
-    assert all(isinstance(v, str) for v in CONTRASTIVE.mlflow_params().values())
 
 
 def test_tuples_property() -> None:

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from minesearch.recipe import Recipe, TrialConfig
-from minesearch.search._progress import LiveOutput, PlainOutput, ViewCallback, open_output
+from minesearch.search._progress import (
+    LiveOutput,
+    PlainOutput,
+    ViewCallback,
+    open_output,
+    show_header,
+    tell,
+)
 from minesearch.search._view import (
     Header,
     SearchView,
     clock,
     first_line,
     live_renderable,
-    progress_text,
 )
 
 MAP = "mean_average_precision_at_r"
@@ -74,7 +82,9 @@ def test_eta_comes_from_ended_trials() -> None:
     assert view.eta(now=5.0) is None  # nothing ended yet: no guess
     view.end("a", "finished", now=30.0)
     assert view.eta(now=30.0) == 90.0  # 3 left x 30 s each
-    assert progress_text(view, now=30.0) == "trials 1/4  elapsed 00:30  eta 01:30"
+    frame = io.StringIO()
+    Console(file=frame, width=100).print(live_renderable(view, now=30.0))
+    assert "trials 1/4" in frame.getvalue() and "elapsed 00:30  eta 01:30" in frame.getvalue()
     assert clock(3725) == "1:02:05" and clock(None) == "--:--"
 
 
@@ -146,7 +156,7 @@ CONFIG = TrialConfig(Recipe("ContrastiveLoss", "BatchHardMiner", {}, {}, lr=1e-3
 def test_the_callback_prints_plain_events_when_not_on_a_terminal(
     capsys: Any, tmp_path: Any
 ) -> None:
-    callback = ViewCallback("trials", MAP, 10, 4, HEADER)
+    callback = ViewCallback("trials", MAP, 10, 4, HEADER, "live")  # live, but not a terminal
     callback.setup(total_num_samples=2)  # Tune's count wins over the space's
     done, pruned = FakeTrial("a1", CONFIG), FakeTrial("b2", CONFIG)
     failed = FakeTrial("c3", CONFIG, error_file=str(tmp_path / "error.txt"))
@@ -188,7 +198,7 @@ def test_the_callback_pickles_without_its_output_or_header() -> None:
 def test_a_resumed_view_starts_from_the_trials_that_ended_before(capsys: Any) -> None:
     """Tune gives a restored experiment's trials to the first step: those that ended before the
     interruption are in the view (done, numbered first), not counted as this run's pace."""
-    restored = pickle.loads(pickle.dumps(ViewCallback("trials", MAP, 4, 4, HEADER)))
+    restored = pickle.loads(pickle.dumps(ViewCallback("trials", MAP, 4, 4, HEADER, "plain")))
     before = [  # Tune's order: newest result first
         FakeTrial("x_00001", CONFIG, last_result={"epoch": 2, MAP: 0.2}, status="TERMINATED"),
         FakeTrial("x_00000", CONFIG, last_result={"epoch": 4, MAP: 0.5}, status="TERMINATED"),
@@ -224,11 +234,32 @@ class FakeTerminal(io.StringIO):
 def test_a_terminal_gets_a_live_view_and_a_pipe_plain_lines() -> None:
     view = SearchView("trials", MAP, 1, 1)
     terminal = FakeTerminal()
-    live = open_output(view, terminal, plain=False)
+    live = open_output(view, terminal, "live")
     assert isinstance(live, LiveOutput)
     view.start("t", "Contrastive")
     live.event(None)
     live.close()
     assert "Contrastive" in terminal.getvalue() and "\x1b[" in terminal.getvalue()
-    assert isinstance(open_output(view, FakeTerminal(), plain=True), PlainOutput)
-    assert isinstance(open_output(view, io.StringIO(), plain=False), PlainOutput)
+    assert isinstance(open_output(view, FakeTerminal(), "plain"), PlainOutput)
+    assert isinstance(open_output(view, io.StringIO(), "live"), PlainOutput)
+
+
+def test_without_a_view_nothing_is_printed_and_messages_are_logged(
+    capsys: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`minesearch.run` without `view`: the trials' events and the driver's messages reach no
+    stream; the messages are logged, for a caller who wants them."""
+    callback = ViewCallback("trials", MAP, 1, 4, HEADER)
+    callback.setup(total_num_samples=1)
+    trial = FakeTrial("a1", CONFIG, last_result={"epoch": 4})
+    callback.on_trial_start(0, [], trial)
+    callback.on_trial_result(0, [], trial, {"epoch": 4, MAP: 0.5})
+    callback.on_trial_complete(0, [], trial)
+    callback.on_experiment_end([])
+    with caplog.at_level(logging.INFO, logger="minesearch"):
+        tell(None, "resuming somewhere")
+        show_header(HEADER, None)
+    assert capsys.readouterr() == ("", "")
+    assert "resuming somewhere" in caplog.messages and HEADER.lines()[0] in caplog.text
+    tell("plain", "shown")
+    assert capsys.readouterr().out == "shown\n"
