@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from minesearch.config import SpaceSpec, SpecError
+from minesearch.config import SpaceSpec, SpecError, is_uri
 from minesearch.data import TEXT_TOPICS, Parts, load_parts
 from minesearch.export._formats import ExportError, ExportFormat, export_network
 from minesearch.export._pyfunc import example_input, load_embedder
@@ -153,7 +153,7 @@ def _checkpoint(trial: TrialResult, storage: str) -> str:
         raise ExportError(
             f"{_name(trial)} has no checkpoint (tag {names.CHECKPOINT_TAG}): it reported no epoch"
         )
-    if "://" in path or has_checkpoint_file(path):
+    if is_uri(path) or has_checkpoint_file(path):
         return path
     folder = Path(path).parent
     if folder.is_dir():

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from minesearch.config import is_uri
+
 CHECKPOINT_FILE = "checkpoint.pt"  # in every checkpoint directory a worker reports
 
 
@@ -92,7 +94,7 @@ def load_from_storage(checkpoint_path: str, storage_path: str) -> TrainingState:
     import ray.train
 
     filesystem = None
-    if "://" in storage_path:  # Train records paths inside the storage's filesystem
+    if is_uri(storage_path):  # Train records paths inside the storage's filesystem
         filesystem, _ = pyarrow.fs.FileSystem.from_uri(storage_path)
     checkpoint = ray.train.Checkpoint(checkpoint_path, filesystem=filesystem)
     with checkpoint.as_directory() as directory:

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from minesearch.config import is_uri
 from minesearch.config.vocab import INPUT_TYPES, KIND_OF_INPUT_TYPE, InputKind, InputType
 from minesearch.data import rows
 from minesearch.data._errors import DataError
@@ -73,7 +74,7 @@ class _Columns:
 
 def _locate(path: str) -> tuple[pafs.FileSystem, list[_File]]:
     """The filesystem and the Parquet files of `path` (a file, or every *.parquet below a dir)."""
-    uri = "://" in path
+    uri = is_uri(path)
     try:
         fs, root = pafs.FileSystem.from_uri(path) if uri else (pafs.LocalFileSystem(), path)
     except (pa.ArrowException, OSError, ValueError) as err:
@@ -289,7 +290,7 @@ class ParquetSource:
             raise DataError(
                 "data.label_column", f"{path}: label, input and split columns must differ"
             )
-        path = path if "://" in path else os.path.abspath(path)  # workers run in another cwd
+        path = path if is_uri(path) else os.path.abspath(path)  # workers run in another cwd
         fs, files = _locate(path)
         mode, label_chunks, split_chunks = _read_small_columns(fs, files, cols, input_type)
         if sum(len(arr) for _, arr, _ in label_chunks) == 0:
