@@ -284,3 +284,24 @@ def test_checks_catch_planted_mistakes(right: str, wrong: str, check: str) -> No
     text = readme()
     assert right in text, f"the README no longer contains {right!r}: update PLANTED"
     assert CHECKS[check](text.replace(right, wrong, 1)), f"{check} did not notice {wrong!r}"
+
+
+def test_the_python_api_section_names_real_options_and_attributes() -> None:
+    """`minesearch.run(...)`'s keywords and the outcome's attributes the README shows exist."""
+    import inspect
+
+    import minesearch
+    from minesearch.api import SearchOutcome
+
+    text = readme()
+    section = text[text.index("## From Python") :]
+    section = section[: section.index("\n## ", 3)]
+    options = set(inspect.signature(minesearch.run).parameters)
+    in_parentheses = " ".join(re.findall(r"\(([^()]*)\)", section))
+    shown = set(re.findall(r"(\w+)=", section)) | set(re.findall(r"`(\w+)`", in_parentheses))
+    keywords = {w for w in shown if w.islower()}
+    outcome = set(re.findall(r"outcome\.(\w+)", section))
+    assert outcome and outcome <= set(dir(SearchOutcome)), outcome - set(dir(SearchOutcome))
+    missing = keywords - options - {"plain", "live"}  # the view's values
+    assert not missing, f"README's From Python names options minesearch.run lacks: {missing}"
+    assert hasattr(minesearch, "InputError")
