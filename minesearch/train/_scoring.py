@@ -14,11 +14,12 @@ import torch
 
 from minesearch.config import SpaceSpec
 from minesearch.config.vocab import HeadName, SplitPart
-from minesearch.data import Parts, Preprocess, load_parts
+from minesearch.data import Parts, Preprocess, load_folds, load_parts
 from minesearch.models import Network, build_network, reference_network
 from minesearch.train._checkpoint import load_from_storage
 from minesearch.train._embed import embed_rows
 from minesearch.train._evaluation import retrieval_scores
+from minesearch.train._folds import fold_scores
 from minesearch.train._precision import FP32, Precision
 
 
@@ -59,12 +60,20 @@ def score_network(
 ) -> dict[str, float]:
     """Scores on `part` of a trial's checkpoint, or of the pretrained model itself (no
     checkpoint: the backbone's own embedding, no head), on the CPU, in `train.precision` as it
-    resolves there (auto: fp32)."""
+    resolves there (auto: fp32). The pretrained model's val score with `search.folds` K > 1 is
+    the mean over the K folds' val classes, as the trials' scores are (`fold_scores`)."""
+    cpu = torch.device("cpu")
+    precision = Precision.resolve(spec.train.precision, cpu)
+    folds = spec.search.folds or 1
+    if checkpoint_path is None and part == "val" and folds > 1:
+        every = load_folds(spec, folds)
+        network = reference_network(spec, every[0].source)
+        model, preprocess = network.model, network.preprocess
+        per_fold = [split_scores(p, part, model, preprocess, cpu, precision) for p in every]
+        return fold_scores(per_fold)
     parts = load_parts(spec)
     if checkpoint_path is None:
         network = reference_network(spec, parts.source)
     else:
         network = load_network(spec, parts, checkpoint_path, storage_path, head)
-    cpu = torch.device("cpu")
-    precision = Precision.resolve(spec.train.precision, cpu)
     return split_scores(parts, part, network.model, network.preprocess, cpu, precision)

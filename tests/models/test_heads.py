@@ -23,7 +23,7 @@ from minesearch.models import (
     resolve_head,
 )
 from minesearch.recipe import Recipe
-from minesearch.train import build_state, score_network, split_scores
+from minesearch.train import build_state, fold_metric, score_network, split_scores
 
 IDENTITY_START = ("none", "linear", "residual")
 
@@ -157,3 +157,25 @@ def test_a_width_for_a_head_that_keeps_the_width_is_bad_input(tmp_path: Path) ->
                 "search": {"params": {"head": ["linear", "none"]}},
             }
         )
+
+
+def test_with_folds_the_reference_scores_the_mean_over_the_folds_val(tmp_path: Path) -> None:
+    """Trials report the mean over their K folds' val classes, so the pretrained reference they
+    are judged against must too: the mean of each fold's epoch 0 (identity-started head)."""
+    from minesearch.data import load_parts
+
+    spec = vector_space(vectors(tmp_path), head="linear")
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"folds": 2})})
+    per_fold = []
+    for fold in range(2):
+        parts = load_parts(spec, fold=fold, folds=2)
+        state = build_state(spec, Recipe("TripletMarginLoss"), parts=parts)
+        per_fold.append(split_scores(parts, "val", state.model, state.preprocess, state.device))
+    assert per_fold[0] != per_fold[1]  # the folds validate on different classes
+    reference = score_network(spec, "val")
+    for key in per_fold[0]:
+        mean = (per_fold[0][key] + per_fold[1][key]) / 2
+        assert reference[key] == pytest.approx(mean, abs=1e-6), key
+    assert reference[fold_metric(1, "mean_average_precision_at_r")] == pytest.approx(
+        per_fold[1]["mean_average_precision_at_r"], abs=1e-6
+    )
