@@ -10,6 +10,9 @@ It is read on the most honest evidence the search has: the test estimate (recipe
 new seeds and scored on the test classes: their mean) when it ran, else the test split, else (no
 test split) validation, which selection favours and is said to do so. A tie is not a win: the
 simpler answer is kept (the pretrained model over a recipe, the control over the search's recipe).
+On the test estimate a lead within the seed noise is a tie too: a candidate displaces a simpler
+one only when its mean leads by more than the half-width of the 95% interval of the difference
+(each estimate's t-interval, combined as independent; the pretrained model has no seed noise).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Verdict:
     metric: str
     lines: tuple[str, ...]  # the comparisons, val first
     control_margin: float = math.nan  # the chosen recipe minus the control, signed likewise
+    # the candidate with the best mean, when its lead over the winner was within the seed noise:
+    # (who, its lead, the noise's half-width)
+    within_noise: tuple[VerdictName, float, float] | None = None
 
 
 def verdict(search: SearchResult) -> Verdict | None:
@@ -64,8 +70,8 @@ def verdict(search: SearchResult) -> Verdict | None:
         return None
     evidence, scores = shown[0][0], {k: v for k, (v, _) in shown[0][1].items()}
     sign = 1.0 if search.mode == "max" else -1.0
-    top = max(sign * v for v in scores.values())
-    winner = next(n for n in PREFERENCE if n in scores and sign * scores[n] == top)
+    spread = _half_widths(search, evidence, best, control)
+    winner, within_noise = _winner(scores, spread, sign)
     chosen = scores.get(FINE_TUNED_BETTER, scores.get(CONTROL_BETTER, math.nan))
     return Verdict(
         name=winner,
@@ -75,7 +81,44 @@ def verdict(search: SearchResult) -> Verdict | None:
         lines=tuple(_line(level, s) for level, s in reversed(shown)),
         control_margin=sign
         * (scores.get(FINE_TUNED_BETTER, math.nan) - scores.get(CONTROL_BETTER, math.nan)),
+        within_noise=within_noise,
     )
+
+
+def _winner(
+    scores: dict[VerdictName, float], spread: dict[VerdictName, float], sign: float
+) -> tuple[VerdictName, tuple[VerdictName, float, float] | None]:
+    """The simplest candidate, displaced in turn by each less simple one whose lead over it is
+    larger than the noise of the difference; and the best mean's lead when the noise kept it
+    from winning."""
+    order = [n for n in PREFERENCE if n in scores]
+    winner = order[0]
+    for name in order[1:]:
+        if sign * (scores[name] - scores[winner]) > _noise(spread, name, winner):
+            winner = name
+    best = max(order, key=lambda n: (sign * scores[n], -order.index(n)))
+    if best == winner:
+        return winner, None
+    return winner, (best, sign * (scores[best] - scores[winner]), _noise(spread, best, winner))
+
+
+def _noise(spread: dict[VerdictName, float], a: VerdictName, b: VerdictName) -> float:
+    return math.hypot(spread.get(a, 0.0), spread.get(b, 0.0))
+
+
+def _half_widths(
+    search: SearchResult, level: Evidence, best: TrialResult | None, control: TrialResult | None
+) -> dict[VerdictName, float]:
+    """Each retrained candidate's 95% half-width on the test estimate (none on other evidence,
+    and none for fewer than 2 seeds: one run cannot show its noise)."""
+    if level != "confirmation":
+        return {}
+    found: dict[VerdictName, float] = {}
+    for name, trial in ((FINE_TUNED_BETTER, best), (CONTROL_BETTER, control)):
+        estimate = estimate_of(search, trial.recipe) if trial and trial.recipe else None
+        if estimate is not None and math.isfinite(half := estimate.interval(search.metric)[1]):
+            found[name] = half
+    return found
 
 
 def _scores(
@@ -118,6 +161,17 @@ def summary_line(found: Verdict) -> str:
         "test": "on the test split",
         "val": "on the validation split (selection favours it: no test split to check)",
     }[found.evidence]
+    noise = ""
+    if found.within_noise is not None:
+        who, lead, half = found.within_noise
+        noise = (
+            f" ({CANDIDATE[who]} led by {lead:+.4f}, within the seed noise ±{half:.4f}: "
+            "a tie keeps the simpler answer)"
+        )
+    return _summary(found, where) + noise
+
+
+def _summary(found: Verdict, where: str) -> str:
     if found.name == FINE_TUNED_BETTER:
         margins = (("the control", found.control_margin), ("the pretrained model", found.margin))
         parts = [f"{what} by {m:+.4f}" for what, m in margins if math.isfinite(m)]

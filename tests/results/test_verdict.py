@@ -60,15 +60,35 @@ def test_a_tie_is_not_an_improvement() -> None:
 
 
 def test_confirmations_decide_over_a_single_test_score() -> None:
-    confirms = [trial(f"c{i}", "confirm", **{f"test.{MAP}": v}) for i, v in enumerate((0.3, 0.32))]
+    scores = (0.308, 0.31, 0.312)  # a lead of 0.03 over the pretrained model, noise ±0.005
+    confirms = [trial(f"c{i}", "confirm", **{f"test.{MAP}": v}) for i, v in enumerate(scores)]
     result = search(
         [trial("a", **selected(0.5, test=0.25)), *confirms], {MAP: 0.4, f"test.{MAP}": 0.28}
     )
     found = verdict(result)
     assert found is not None and found.evidence == "confirmation"
     assert found.name == "fine_tuned_better" and abs(found.margin - 0.03) < 1e-9
-    assert found.lines[-1].startswith("test, retrained: chosen 0.3100 ± ")
-    assert found.lines[-1].endswith("(2 seeds) · pretrained 0.2800")
+    assert found.lines[-1].startswith("test, retrained: chosen 0.3100 ± 0.0050")
+    assert found.lines[-1].endswith("(3 seeds) · pretrained 0.2800")
+    assert found.within_noise is None
+
+
+def test_a_lead_within_the_seed_noise_keeps_the_simpler_answer() -> None:
+    """The same mean lead of 0.03 with seeds spread over ±0.127 (2 seeds, t = 12.7): a tie, so
+    the pretrained model is kept, and the summary says why."""
+    confirms = [trial(f"c{i}", "confirm", **{f"test.{MAP}": v}) for i, v in enumerate((0.3, 0.32))]
+    result = search(
+        [trial("a", **selected(0.5, test=0.35)), *confirms], {MAP: 0.4, f"test.{MAP}": 0.28}
+    )
+    found = verdict(result)
+    assert found is not None and found.evidence == "confirmation"
+    assert found.name == "pretrained_better"
+    assert found.within_noise is not None
+    who, lead, half = found.within_noise
+    assert who == "fine_tuned_better" and abs(lead - 0.03) < 1e-9 and 0.12 < half < 0.13
+    line = summary_line(found)
+    assert line.startswith("no recipe beat the pretrained model on the test split, over new seeds")
+    assert "(chosen led by +0.0300, within the seed noise ±0.1271" in line
 
 
 def test_mode_min_flips_the_sign() -> None:
@@ -131,7 +151,7 @@ def test_retrained_estimates_of_both_decide() -> None:
     estimates = [
         trial(f"e{i}", "confirm", recipe, **{f"test.{MAP}": v})
         for i, (recipe, v) in enumerate(
-            [(RECIPE, 0.31), (RECIPE, 0.33), (CONTROL, 0.30), (CONTROL, 0.30)]
+            [(RECIPE, 0.319), (RECIPE, 0.321), (CONTROL, 0.30), (CONTROL, 0.30)]
         )
     ]
     result = search(
