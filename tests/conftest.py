@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,25 @@ def pids_mentioning(text: str, wait_s: float = 0.0) -> dict[int, str]:
 def process_probe() -> ProcessProbe:
     """`pids_mentioning`, for the tests that must leave no process behind."""
     return pids_mentioning
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Ray for the module that asks for it, with explicit resources (2 CPUs, as CI has) and
+    its temp dir under pytest's; the module fails if Ray leaves a process behind."""
+    import logging
+
+    import ray
+
+    from minesearch.search import local_ray_options
+
+    temp_dir = str(tmp_path_factory.mktemp("ray"))
+    # the dashboard: without it an ASHA-stopped trial leaks its CPUs (local_ray_options)
+    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
+    yield
+    ray.shutdown()
+    left = pids_mentioning(temp_dir, 20)
+    assert not left, f"Ray left processes behind: {left}"
 
 
 SearchSpecDict = Callable[..., dict[str, object]]

@@ -3,33 +3,16 @@ holds; bad input as one exception naming the field, before any compute."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 
 import minesearch
-from minesearch.search import local_ray_options
 from minesearch.tracking.names import BEST_TAG, ROLE_TAG, VERDICT_TAG
 
 TRIALS = 2
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    """One Ray for the module, with explicit resources (2 CPUs, as CI has) and temp storage."""
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
-    yield
-    ray.shutdown()
-    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def tiny_space(tmp_path: Path) -> dict[str, Any]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +14,12 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors
 
 from minesearch.cli import main
 from minesearch.results import mean_ci95
-from minesearch.search import local_ray_options
-from minesearch.tracking.names import ROLE_TAG, TRIAL_TAG
+from minesearch.tracking.names import CONTROL_TAG, ROLE_TAG, TRIAL_TAG, VERDICT_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -31,23 +27,6 @@ EPOCHS = 2
 TRIALS = 3
 RECIPE_PARAMS = {"loss", "miner", "lr", "margin_mode", "tuples", "workers", "seed", "batch.classes"}
 CURVES = ("mean_average_precision_at_r", "precision_at_1", "r_precision")
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    """One Ray for the module, with explicit resources (2 CPUs, as CI has) and temp storage."""
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(
-        num_cpus=2,
-        _temp_dir=temp_dir,
-        logging_level=logging.WARNING,
-        **local_ray_options(),  # the dashboard: without it an ASHA-stopped trial leaks its CPUs
-    )
-    yield
-    ray.shutdown()
-    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def tiny_space(tmp_path: Path) -> Path:
@@ -93,8 +72,10 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     children = [r for r in nested if r.data.tags[ROLE_TAG] == "trial"]
-    controls = [r for r in nested if r.data.tags[ROLE_TAG] == "control"]
+    # the control recipe lies in the space: it is the search's first trial, not a run of its own
+    controls = [r for r in children if r.data.tags.get(CONTROL_TAG) == "true"]
     assert len(parents) == 1 and len(children) == TRIALS and len(controls) == 1
+    assert not [r for r in nested if r.data.tags[ROLE_TAG] == "control"]
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert "best.mean_average_precision_at_r" in parent.data.metrics
@@ -109,7 +90,9 @@ def test_search_writes_one_parent_and_a_child_per_trial(ray_instance: None, tmp_
     best_run = next(
         c for c in children if c.data.tags[TRIAL_TAG] == parent.data.tags["best.trial_id"]
     )
-    exported = {a.path for a in client.list_artifacts(best_run.info.run_id, "export/torchscript")}
+    # the verdict's answer is exported: the control's model when it did best (or tied)
+    answer = control if parent.data.tags[VERDICT_TAG] == "control_better" else best_run
+    exported = {a.path for a in client.list_artifacts(answer.info.run_id, "export/torchscript")}
     assert {"export/torchscript/model.pt", "export/torchscript/preprocess.json"} <= exported
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert len({c.data.tags[TRIAL_TAG] for c in children}) == TRIALS
@@ -154,8 +137,10 @@ def check_plain_view(out: str, storage: Path) -> None:
     ended = [line for line in events if " finished  " in line or " pruned at epoch" in line]
     assert len(started) == TRIALS and len(ended) == TRIALS, events
     assert ended[-1].startswith(f"[{TRIALS}/{TRIALS}] trial ")
-    assert sum(line.startswith("[1/1] control 1 ") for line in lines) == 1  # the control ends
-    assert any(line.startswith("[2/2] confirmation ") for line in lines)
+    assert events[0].startswith("[0/3] trial 1 ") and "TripletMargin m=0.05" in events[0]
+    assert any(line.startswith("the control ranks ") for line in lines)
+    estimates = [line for line in lines if re.match(r"\[\d+/\d+\] test estimate ", line)]
+    assert estimates and estimates[-1].startswith(f"[{len(estimates) // 2}/{len(estimates) // 2}]")
 
 
 def check_test_split_and_confirmation(
@@ -167,11 +152,12 @@ def check_test_split_and_confirmation(
     out: str,
 ) -> None:
     """The test split is scored for the best trial and the control only; `--confirm 1,2` trains
-    the best recipe with 2 new seeds and puts mean ± 95% CI on the parent."""
+    the best recipe (and the control) with 2 new seeds and puts mean ± 95% CI on the parent."""
     test_map = "test.mean_average_precision_at_r"
     best_id = parent.data.tags["best.trial_id"]
     scored = {c.data.tags[TRIAL_TAG] for c in children if test_map in c.data.metrics}
-    assert scored == {best_id}  # selection never saw the test split of the others
+    # selection never saw the test split of the others
+    assert scored == {best_id, control.data.tags[TRIAL_TAG]}
     assert test_map in control.data.metrics
     assert parent.data.metrics[f"best.{test_map}"] == next(
         c.data.metrics[test_map] for c in children if c.data.tags[TRIAL_TAG] == best_id
@@ -179,9 +165,15 @@ def check_test_split_and_confirmation(
     assert parent.data.metrics[f"control.{test_map}"] == control.data.metrics[test_map]
     assert "best on the test split" in out and "control on the test split" in out
 
-    confirms = [r for r in nested if r.data.tags[ROLE_TAG] == "confirm"]
-    assert sorted(int(r.data.params["seed"]) for r in confirms) == [1000, 1001]
     best = next(c for c in children if c.data.tags[TRIAL_TAG] == best_id)
+    recipe = ("loss", "miner", "lr")
+    every = [r for r in nested if r.data.tags[ROLE_TAG] == "confirm"]
+    confirms = [r for r in every if all(r.data.params[k] == best.data.params[k] for k in recipe)]
+    assert sorted(int(r.data.params["seed"]) for r in confirms) == [1000, 1001]
+    if best.info.run_id != control.info.run_id:  # the control's estimate, on the same seeds
+        of_control = [r for r in every if r not in confirms]
+        assert sorted(int(r.data.params["seed"]) for r in of_control) == [1000, 1001]
+        assert parent.data.metrics["confirm.control.seeds"] == 2
     for run in confirms:
         assert run.info.status == "FINISHED"
         assert {k: run.data.params[k] for k in ("loss", "miner", "lr")} == {

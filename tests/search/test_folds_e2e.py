@@ -3,36 +3,20 @@ logs each fold's metrics on the child run, their mean as the metric itself."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 import yaml
 from click.testing import CliRunner
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 
 from minesearch.cli import main
-from minesearch.search import local_ray_options
 from minesearch.tracking.names import ROLE_TAG
 from minesearch.train import fold_metric
 
 pytestmark = pytest.mark.slow
 
 METRIC = "mean_average_precision_at_r"
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
-    yield
-    ray.shutdown()
-    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def test_a_two_fold_trial_logs_each_fold_and_their_mean(ray_instance: None, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -29,15 +28,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray
 import yaml
 from click.testing import CliRunner
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 
 from minesearch.cli import main
 from minesearch.data.sources import load_digits_dataset
-from minesearch.search import local_ray_options
 
 # ~60 s on 2 idle cores; the timeout turns a hang into a failure with stacks well before 600 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -162,19 +158,6 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
             time.sleep(0.3)
         assert not port_open(port), f"port {port} still open after the server stopped"
         assert not processes_of(server_dir, proc.pid), "the MLflow server left processes behind"
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    """One Ray for the module (as tests/test_e2e.py)."""
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
-    yield
-    ray.shutdown()
-    left = process_probe(temp_dir, 20)
-    assert not left, f"Ray left processes behind: {left}"
 
 
 @pytest.fixture(scope="module")

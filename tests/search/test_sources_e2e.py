@@ -3,8 +3,6 @@ vectors, an image folder the test draws, and the shipped text space with the pre
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,32 +10,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray
 import yaml
 from click.testing import CliRunner
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from minesearch.cli import main
-from minesearch.search import local_ray_options
 from minesearch.tracking.names import ROLE_TAG
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 MAP = "mean_average_precision_at_r"
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
-    yield
-    ray.shutdown()
-    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list[Any]]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +19,16 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
-from conftest import ProcessProbe
 from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors, list_placement_groups
 
 from minesearch.cli import main
-from minesearch.search import local_ray_options
 from minesearch.tracking.names import ROLE_TAG
 
 pytestmark = pytest.mark.slow
 
 NEXT_TRIAL_WITHIN_S = 5.0  # a stopped trial's end to the next trial's start (it hung before)
 TRIAL_ACTOR = "ImplicitFunc"  # Tune's class for a function trainable's actor
-
-
-@pytest.fixture(scope="module")
-def ray_instance(
-    tmp_path_factory: pytest.TempPathFactory, process_probe: ProcessProbe
-) -> Iterator[None]:
-    temp_dir = str(tmp_path_factory.mktemp("ray"))
-    ray.init(num_cpus=2, _temp_dir=temp_dir, logging_level=logging.WARNING, **local_ray_options())
-    yield
-    ray.shutdown()
-    assert not process_probe(temp_dir, 20), "Ray left processes behind"
 
 
 def write_space(tmp_path: Path, name: str, workers: int, **search: Any) -> Path:
