@@ -15,7 +15,7 @@ from minesearch.config import SpaceSpec, backbone_errors, resolved_backbone, tra
 from minesearch.config.vocab import SplitPart
 from minesearch.data._contracts import Source
 from minesearch.data._errors import DataError
-from minesearch.data._split import Split, split_by_class, split_by_column
+from minesearch.data._split import Split, split_by_class, split_by_column, split_folds
 
 # The shipped text set: its file in minesearch/assets, its label column and its text column.
 TEXT_TOPICS = ("text_topics.parquet", "label", "text")
@@ -61,12 +61,24 @@ class Parts:
         return self.source.labels[self.rows(part)]
 
 
-def load_parts(spec: SpaceSpec, scan: bool = False) -> Parts:
+def load_parts(spec: SpaceSpec, scan: bool = False, fold: int = 0, folds: int = 1) -> Parts:
+    """The space's data and its split; with `folds` K > 1, fold `fold` of `split_folds` (its
+    class-disjoint folds over the non-test classes). K = 1 is the space's one split."""
+    if not 0 <= fold < max(folds, 1):
+        raise ValueError(f"fold {fold} of {folds}: a fold is numbered 0 to folds - 1")
     source = open_source(spec, scan)
     if spec.data.split_column is not None and source.splits is not None:
+        if folds > 1:
+            raise DataError(
+                "search.folds",
+                f"{folds} class folds need a class split, but data.split_column gives the data's "
+                "own split: use 1 fold, or drop data.split_column",
+            )
         return Parts(source, split_by_column(source.splits, source.labels))
     s = spec.data.split
-    return Parts(source, split_by_class(source.labels, s.val, s.test, s.seed))
+    if folds == 1:
+        return Parts(source, split_by_class(source.labels, s.val, s.test, s.seed))
+    return Parts(source, split_folds(source.labels, s.val, s.test, s.seed, folds)[fold])
 
 
 def data_errors(spec: SpaceSpec) -> list[str]:

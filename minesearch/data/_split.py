@@ -40,15 +40,50 @@ def split_by_class(labels: np.ndarray, val: float, test: float, seed: int) -> Sp
     class is trivially perfect and says nothing. `test=0` leaves test empty.
     """
     labels = np.asarray(labels)
+    val_cls, test_cls, train_cls = _classes_by_part(labels, val, test, seed)
+    return Split(_rows_of(labels, train_cls), _rows_of(labels, val_cls), _rows_of(labels, test_cls))
+
+
+def split_folds(labels: np.ndarray, val: float, test: float, seed: int, folds: int) -> list[Split]:
+    """K class-disjoint folds over the non-test classes, for a score that is not one split's luck.
+
+    The test classes are `split_by_class`'s for the same seed, so no fold trains or validates on
+    them. With K = 1 the one fold *is* `split_by_class` (val the `val` fraction). With K >= 2
+    `val` is unused: the non-test classes, in the seed's shuffled order, are cut into K groups
+    (sizes differ by at most one); fold k validates on group k and trains on the others, so every
+    non-test class is validated on exactly once.
+    """
+    labels = np.asarray(labels)
+    if folds < 1:
+        raise DataError("search.folds", f"must be at least 1, got {folds}")
+    if folds == 1:
+        return [split_by_class(labels, val, test, seed)]
+    val_cls, test_cls, train_cls = _classes_by_part(labels, val, test, seed)
+    non_test = np.concatenate([val_cls, train_cls])  # the shuffled order, test classes taken out
+    _check_fold_sizes(len(non_test), folds)
+    groups = np.array_split(non_test, folds)
+    test_rows = _rows_of(labels, test_cls)
+    return [
+        Split(
+            _rows_of(labels, np.concatenate(groups[:k] + groups[k + 1 :])),
+            _rows_of(labels, g),
+            test_rows,
+        )
+        for k, g in enumerate(groups)
+    ]
+
+
+def _classes_by_part(
+    labels: np.ndarray, val: float, test: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(val, test, train) classes: the sorted classes shuffled with the seed, cut in that order."""
     _check_fraction("val", val)
     _check_fraction("test", test)
     classes = np.unique(labels)
     n_val, n_test = _class_count(val, len(classes)), _class_count(test, len(classes))
     _check_part_sizes(len(classes), len(classes) - n_val - n_test, n_val, n_test)
     shuffled = np.random.default_rng(seed).permutation(classes)
-    val_cls, test_cls = shuffled[:n_val], shuffled[n_val : n_val + n_test]
-    train_cls = shuffled[n_val + n_test :]
-    return Split(_rows_of(labels, train_cls), _rows_of(labels, val_cls), _rows_of(labels, test_cls))
+    return shuffled[:n_val], shuffled[n_val : n_val + n_test], shuffled[n_val + n_test :]
 
 
 def split_by_column(splits: np.ndarray, labels: np.ndarray) -> Split:
@@ -89,6 +124,19 @@ def _check_part_sizes(n_classes: int, n_train: int, n_val: int, n_test: int) -> 
             f"{sizes}; train and val need at least 2 classes each, and test either 0 or at "
             "least 2 (retrieval within one class measures nothing): change val/test or use a "
             "dataset with more classes",
+        )
+
+
+def _check_fold_sizes(n_classes: int, folds: int) -> None:
+    """Each fold's val group and train part need 2 classes, as any split's parts do."""
+    smallest_val = n_classes // folds
+    smallest_train = n_classes - -(-n_classes // folds)  # all but the largest group
+    if smallest_val < 2 or smallest_train < 2:
+        raise DataError(
+            "search.folds",
+            f"{folds} folds over {n_classes} non-test classes leave a fold {smallest_val} val and "
+            f"{smallest_train} train classes; each needs at least 2: use 1 to "
+            f"{max(1, n_classes // 2)} folds (1 keeps data.split's val fraction)",
         )
 
 
