@@ -2,11 +2,13 @@
 
 `SearchResult` holds a search's parent run and every child run as a `TrialResult` (role, status,
 recipe, last metrics, checkpoint); `rank` orders them on the search metric; `confirmations`
-groups `--confirm` re-runs into mean ± 95% CI per recipe. `minesearch.tracking.read_search`
-builds it from MLflow, so a search is read the same way while it ends and years later.
+groups `--confirm` re-runs into mean ± 95% CI per recipe; `compare_to_best` tells which recipes,
+scored on common random numbers, are indistinguishable from the best (paired t-test, Holm).
+`minesearch.tracking.read_search` builds it from MLflow, so a search is read the same way while it
+ends and years later.
 
 Pure data and arithmetic: runs in the driver and the CLI; imports `config` and `recipe` (and
-scipy for an interval); never MLflow, Ray or torch.
+scipy for an interval or a test); never MLflow, Ray or torch.
 """
 
 from minesearch.results._confirm import (
@@ -16,6 +18,7 @@ from minesearch.results._confirm import (
     confirmations,
     mean_ci95,
 )
+from minesearch.results._paired import ALPHA, PairedComparison, compare_to_best, holm
 from minesearch.results._trials import (
     ROLES,
     SHOWN,
@@ -38,6 +41,7 @@ from minesearch.results._verdict import (
 )
 
 __all__ = [
+    "ALPHA",
     "PRETRAINED_BETTER",
     "ROLES",
     "SEED_OFFSET",
@@ -45,14 +49,17 @@ __all__ = [
     "STATUSES",
     "VERDICTS",
     "Confirmation",
+    "PairedComparison",
     "Role",
     "SearchResult",
     "Status",
     "TrialResult",
     "Verdict",
     "VerdictName",
+    "compare_to_best",
     "confirmation_seeds",
     "confirmations",
+    "holm",
     "mean_ci95",
     "rank",
     "recipe_key",
