@@ -271,9 +271,10 @@ def build(
     spec, searched, grid = grid_spec(data, vectors, epochs)
     recipes = recipes_of(spec)
     chosen = range(len(recipes)) if limit is None else _spread(len(recipes), limit)
-    tasks = [(i, s, k) for i in chosen for s in range(seeds) for k in range(folds)]
+    # Seed by seed: a build stopped early still holds every recipe and fold for its first seeds.
+    tasks = [(i, s, k) for s in range(seeds) for k in range(folds) for i in chosen]
     partial = out.with_name(out.name + ".partial.jsonl")
-    rows, done = _read_partial(partial)
+    rows, done = _read_partial(partial, set(tasks))
     todo = [t for t in tasks if t not in done]
     print(f"{data}: {len(recipes)} recipes in the grid, {len(tasks)} runs, {len(todo)} to train")
     print(f"minesearch from {Path(minesearch.__file__).parent}")
@@ -323,16 +324,21 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(min(k, n))})
 
 
-def _read_partial(path: Path) -> tuple[list[dict[str, Any]], set[tuple[int, int, int]]]:
+def _read_partial(
+    path: Path, tasks: set[tuple[int, int, int]]
+) -> tuple[list[dict[str, Any]], set[tuple[int, int, int]]]:
+    """The finished runs among `tasks` (a build asked for fewer seeds ignores the others)."""
     rows: list[dict[str, Any]] = []
     done = set()
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 result = json.loads(line)
-                rows.extend(result)
                 first = result[0]
-                done.add((first["recipe_id"], first["seed"], first["fold"]))
+                task = (first["recipe_id"], first["seed"], first["fold"])
+                if task in tasks:
+                    rows.extend(result)
+                    done.add(task)
     return rows, done
 
 
