@@ -12,7 +12,7 @@ Two settings, whose noise differs (issue 19):
   small convnet starts from random weights). Digits has 10 classes and the space no test split, so
   the folds cut all 10: K = 3 validates on 3-4 classes a fold, as the space's val 0.3 does.
 - `vectors`, a pretrained start: `search_spaces/vectors.yaml` (its split, batch, epochs, model and
-  params) on precomputed MiniLM vectors of the realistic text set
+  params but `head`) on precomputed MiniLM vectors of the realistic text set
   (`search_spaces/data/package_topics_minilm.parquet`: 2,100 Debian package descriptions, 42
   sections; made by `scripts/make_topic_vectors.py`). The model is minesearch's default for
   vectors (no backbone, a linear head started at the identity), so epoch 0 is the vectors. Its
@@ -112,6 +112,9 @@ def space_dict(data: str, vectors: Path = VECTORS) -> dict[str, Any]:
     out = {"name": f"tabular-{data}", "data": shipped["data"], "model": shipped["model"]}
     if data == "vectors":
         out["data"] = {**shipped["data"], "path": str(vectors)}
+        # minesearch's default model for vectors (a linear head started at the identity): the
+        # residual head's alternative would double the table for a choice few users make
+        shipped["search"]["params"].pop("head", None)
     return {**out, "train": train, "search": shipped["search"]}
 
 
@@ -295,7 +298,7 @@ def build(
     meta = {
         "data": data,
         "space_file": SPACES[data],
-        "data_file": str(vectors.relative_to(ROOT)) if data == "vectors" else None,
+        "data_file": _file_digest(vectors) if data == "vectors" else None,
         "spec": spec.model_dump(mode="json"),
         "params": searched,  # as searched (ranges), the samplers' space
         "grid_params": grid,  # the table's recipes
@@ -318,6 +321,13 @@ def build(
     write_table(rows, meta, out)
     partial.unlink(missing_ok=True)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {len(rows)} rows)")
+
+
+def _file_digest(path: Path) -> dict[str, str]:
+    """The vectors' file by name and content: a rebuilt table must read the same vectors."""
+    import hashlib
+
+    return {"name": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _spread(n: int, k: int) -> list[int]:
