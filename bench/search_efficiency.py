@@ -90,7 +90,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared 
 
 from _table import Table, load_table
 
-from minesearch.config import ParamValue, Range, parse_spec
+from minesearch.config import ParamValue, Range, load_spec, parse_spec
 from minesearch.recipe import Recipe, TrialConfig, control_recipe
 from minesearch.results import compare_to_best
 from minesearch.space import build_space, make_search, tpe_sampler
@@ -656,11 +656,12 @@ def test_estimate(
 def shipped(table: Table, **fields: Any) -> Strategy:
     """Today's default: the shipped space's sampler (TPE told the budget and the concurrency),
     scheduler and concurrency, one split, the best validation score reported."""
-    search = table.meta["spec"]["search"]
+    search = table.meta["spec"]["search"]  # the table's spec: the shipped one, gridded
     sched = search["scheduler"]
+    sampler = table.meta.get("sampler") or load_spec(ROOT / table.meta["space_file"]).search.sampler
     base = Strategy(
         "today",
-        sampler=search["sampler"]["name"],
+        sampler=sampler["name"] if isinstance(sampler, dict) else sampler.name,
         scheduler=sched["name"],
         grace=int(sched["grace_epochs"]),
         reduction=float(sched["reduction_factor"]),

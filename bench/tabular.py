@@ -301,6 +301,7 @@ def build(
         "data_file": _file_digest(vectors) if data == "vectors" else None,
         "spec": spec.model_dump(mode="json"),
         "params": searched,  # as searched (ranges), the samplers' space
+        "sampler": load_spec(ROOT / SPACES[data]).search.sampler.model_dump(mode="json"),
         "grid_params": grid,  # the table's recipes
         "epochs": spec.train.epochs,
         "trials": spec.search.trials,
