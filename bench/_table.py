@@ -11,6 +11,7 @@ expectation over initialisations, batch orders and which classes land in val.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ class Table:
     keys: list[str]  # recipe keys (JSON of Recipe.to_dict(), sorted keys)
     scores: np.ndarray  # the selection metric on val per epoch; NaN once diverged
     test: np.ndarray | None  # the same on the test classes (tables with a test split)
-    seconds: np.ndarray  # each epoch's train + val-eval time (epoch 0: eval)
+    seconds: np.ndarray  # each epoch's train + val-eval CPU seconds (epoch 0: eval; cpu_seconds)
     fail_at: np.ndarray  # [R, S, K] epoch where training diverged, -1 if it did not
     index: dict[str, int] = field(repr=False)
 
@@ -102,20 +103,46 @@ def load_table(path: Path) -> Table:
     index = {k: i for i, k in enumerate(keys)}
     seeds, folds, epochs = int(meta["seeds"]), int(meta.get("folds", 1)), int(meta["epochs"])
     shape = (len(keys), seeds, folds, epochs + 1)
-    scores, seconds = np.full(shape, np.nan), np.zeros(shape)
+    scores, wall, cpu = np.full(shape, np.nan), np.zeros(shape), np.full(shape, np.nan)
     test_col = cols.get(TEST_PREFIX + metric)
     test = np.full(shape, np.nan) if test_col is not None else None
     fail_at = np.full(shape[:3], -1)
+    nan = [math.nan] * n
+    train_cpu, eval_cpu = cols.get("train_cpu_s", nan), cols.get("eval_cpu_s", nan)
     for i, key in enumerate(cols["recipe"]):
         r, s, k, e = index[key], cols["seed"][i], folds_col[i], cols["epoch"][i]
         if cols["diverged"][i]:
             fail_at[r, s, k] = e
             continue
         scores[r, s, k, e] = cols[metric][i]
-        seconds[r, s, k, e] = cols["eval_s"][i] + (cols["train_s"][i] if e > 0 else 0.0)
+        wall[r, s, k, e] = cols["eval_s"][i] + (cols["train_s"][i] if e > 0 else 0.0)
+        cpu[r, s, k, e] = _number(eval_cpu[i]) + (_number(train_cpu[i]) if e > 0 else 0.0)
         if test is not None and test_col is not None:
             test[r, s, k, e] = test_col[i]
+    seconds = cpu_seconds(cpu, wall, np.isfinite(scores))
     return Table(meta, keys, scores, test, seconds, fail_at, index)
+
+
+def cpu_seconds(cpu: np.ndarray, wall: np.ndarray, ran: np.ndarray) -> np.ndarray:
+    """Each epoch's CPU seconds (one torch thread: an idle core's time), the wall clock of a
+    shared machine being mostly queueing. Runs recorded before CPU time was (tables built in
+    several sittings) take the same recipe, fold and epoch's mean over the seeds that have it
+    (the same work), else their wall time scaled by the table's median CPU / wall ratio; a table
+    without CPU times keeps its wall times."""
+    have = np.isfinite(cpu) & ran
+    if not have.any():
+        return np.where(ran, wall, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        same_work = np.nanmean(np.where(have, cpu, np.nan), axis=1, keepdims=True)
+    ratio = float(np.median(cpu[have & (wall > 0)] / wall[have & (wall > 0)]))
+    filled = np.where(have, cpu, np.broadcast_to(same_work, cpu.shape))
+    filled = np.where(np.isfinite(filled), filled, wall * ratio)
+    return np.where(ran, filled, 0.0)
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _canonical(key: str) -> str:

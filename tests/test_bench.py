@@ -369,3 +369,22 @@ def test_a_trial_that_declines_from_epoch_0_stops_at_the_first_rung(
     assert run.trial_epochs[-1] == run.trials == 20  # one trained epoch a trial
     plain = replay.replay(t, replay.Strategy("p", scheduler="asha", grace=1), 0, cap=20)
     assert plain.trials < 20  # the first trial, alone at its rungs, trained on
+
+
+def test_epochs_cost_their_cpu_seconds_imputed_from_the_same_work() -> None:
+    """A run without CPU times (recorded before they were) takes the other seeds' CPU time for
+    the same recipe, fold and epoch; with none, its wall time at the table's CPU / wall ratio."""
+    from _table import cpu_seconds
+
+    wall = np.full((2, 3, 1, 2), 4.0)
+    cpu = np.full_like(wall, np.nan)
+    cpu[0, 1:] = [[[1.0, 2.0]], [[1.0, 4.0]]]  # recipe 0: seeds 1 and 2 timed; recipe 1: none
+    ran = np.ones(wall.shape, bool)
+    ran[1, 2, 0, 1] = False  # diverged before epoch 1: costs nothing
+    got = cpu_seconds(cpu, wall, ran)
+    np.testing.assert_allclose(got[0, 0, 0], [1.0, 3.0])  # the mean of seeds 1 and 2
+    np.testing.assert_allclose(got[0, 1:], cpu[0, 1:])
+    ratio = np.median([1 / 4, 2 / 4, 1 / 4, 4 / 4])
+    np.testing.assert_allclose(got[1, :2], 4.0 * ratio)
+    assert got[1, 2, 0, 1] == 0.0
+    np.testing.assert_allclose(cpu_seconds(np.full_like(wall, np.nan), wall, ran)[0], 4.0)
