@@ -214,8 +214,7 @@ def test_asha_decides_as_rays_bracket(replay: ModuleType, grace: int, rf: float)
 def synthetic(table: Any, unit: np.ndarray, test: np.ndarray | None = None) -> Any:
     """`table`'s recipes and space with made-up scores: unit [R, S, K] is each run's score at
     every epoch (flat curves), test the same on test classes; every epoch takes 1 s."""
-    from _table import Table
-
+    Table = load_bench("_table").Table
     r, s, k = unit.shape
     epochs = table.epochs + 1
     scores = np.repeat(unit[..., None], epochs, axis=3)
@@ -313,8 +312,7 @@ def test_the_test_estimate_covers_as_its_interval_says(replay: ModuleType, table
     """Test scores that are independent normal draws around each recipe's level: the estimate
     from 3 fresh runs is unbiased and its interval passes the predictive check about 95% of the
     time; a constant test score is estimated exactly."""
-    from _table import Table
-
+    Table = load_bench("_table").Table
     rows, seeds, folds = len(table.keys), 30, 3
     rng = np.random.default_rng(3)
     test = 0.6 + rng.normal(0, 0.02, (rows, seeds, folds))
@@ -374,8 +372,7 @@ def test_a_trial_that_declines_from_epoch_0_stops_at_the_first_rung(
 def test_epochs_cost_their_cpu_seconds_imputed_from_the_same_work() -> None:
     """A run without CPU times (recorded before they were) takes the other seeds' CPU time for
     the same recipe, fold and epoch; with none, its wall time at the table's CPU / wall ratio."""
-    from _table import cpu_seconds
-
+    cpu_seconds = load_bench("_table").cpu_seconds
     wall = np.full((2, 3, 1, 2), 4.0)
     cpu = np.full_like(wall, np.nan)
     cpu[0, 1:] = [[[1.0, 2.0]], [[1.0, 4.0]]]  # recipe 0: seeds 1 and 2 timed; recipe 1: none
