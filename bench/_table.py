@@ -15,10 +15,13 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from minesearch.recipe import Recipe
 
 META_KEY = b"minesearch.table"
 TEST_PREFIX = "test."
@@ -143,6 +146,14 @@ def cpu_seconds(cpu: np.ndarray, wall: np.ndarray, ran: np.ndarray) -> np.ndarra
 
 def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+def recipe_key(recipe: Recipe) -> str:
+    """A recipe's identity in the table (bench/tabular.py writes it, the replay looks proposals up
+    by it): its fields as JSON, unset (None) ones left out so that a field added to Recipe later
+    with a None default does not change the keys of a table built before it."""
+    fields = {k: v for k, v in recipe.to_dict().items() if v is not None}
+    return json.dumps(fields, sort_keys=True)
 
 
 def _canonical(key: str) -> str:

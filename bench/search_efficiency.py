@@ -88,7 +88,7 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minesearch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared modules
 
-from _table import Table, load_table
+from _table import Table, load_table, recipe_key
 
 from minesearch.config import ParamValue, Range, load_spec, parse_spec
 from minesearch.recipe import Recipe, TrialConfig, control_recipe
@@ -101,14 +101,6 @@ FIXED_S = 11.0  # per-trial cost beside its epochs (Ray Train worker group, data
 MAX_REPEATS = 200  # proposals in a row that repeat a known recipe: the search has converged
 MAX_PROPOSALS = 4000
 LEVELS = (1, 2, 4)
-
-
-def recipe_key(recipe: Recipe) -> str:
-    """A recipe's identity in the table (bench/tabular.py and the replay compute it alike): its
-    fields as JSON, unset (None) ones left out so that a field added to Recipe later with a None
-    default does not change the keys of a table built before it."""
-    fields = {k: v for k, v in recipe.to_dict().items() if v is not None}
-    return json.dumps(fields, sort_keys=True)
 
 
 def parsed_params(table: Table, key: str) -> dict[str, ParamValue]:

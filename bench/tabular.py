@@ -58,6 +58,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minesearch
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared modules
+
+from _table import recipe_key
 
 import minesearch
 from minesearch.config import SpaceSpec, load_spec, parse_spec, vocab
@@ -133,14 +136,6 @@ def grid_spec(
 
 def recipes_of(spec: SpaceSpec) -> list[Recipe]:
     return enumerate_recipes(build_space(spec.search.params, spec.search.weight_miners))
-
-
-def recipe_key(recipe: Recipe) -> str:
-    """A recipe's identity in the table (bench/tabular.py and the replay compute it alike): its
-    fields as JSON, unset (None) ones left out so that a field added to Recipe later with a None
-    default does not change the keys of a table built before it."""
-    fields = {k: v for k, v in recipe.to_dict().items() if v is not None}
-    return json.dumps(fields, sort_keys=True)
 
 
 # --- the folds --------------------------------------------------------------------------------
