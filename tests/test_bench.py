@@ -385,3 +385,33 @@ def test_epochs_cost_their_cpu_seconds_imputed_from_the_same_work() -> None:
     np.testing.assert_allclose(got[1, :2], 4.0 * ratio)
     assert got[1, 2, 0, 1] == 0.0
     np.testing.assert_allclose(cpu_seconds(np.full_like(wall, np.nan), wall, ran)[0], 4.0)
+
+
+# --- the tables -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", ["digits", "vectors"])
+def test_tabular_records_every_recipe_seed_fold_and_epoch(data: str, tmp_path: Path) -> None:
+    """One recipe, 2 seeds x 2 class folds, 1 epoch: a row per (seed, fold, epoch), the folds'
+    val classes disjoint and covering the non-test classes, test scores where the space has test
+    classes (vectors: the shipped text_topics vectors stand in for the package-topics ones)."""
+    tabular, tables = load_bench("tabular"), load_bench("_table")
+    out = tmp_path / f"{data}.parquet"
+    args = ["--data", data, "--seeds", "2", "--folds", "2", "--limit", "1", "--epochs", "1"]
+    vectors = BENCH.parent / "search_spaces" / "data" / "text_topics_minilm.parquet"
+    tabular.main(
+        [*args, "--out", str(out), *(["--vectors", str(vectors)] if data == "vectors" else [])]
+    )
+    t = tables.load_table(out)
+    assert t.scores.shape == (1, 2, 2, 2) and np.all(np.isfinite(t.scores))
+    assert np.all(t.seconds > 0)
+    folds = t.meta["fold_classes"]
+    vals = [set(f["val"]) for f in folds]
+    assert not vals[0] & vals[1]
+    assert all(set(f["train"]) == vals[1 - i] for i, f in enumerate(folds))
+    if data == "vectors":
+        assert t.test is not None and np.all(np.isfinite(t.selected_test()))
+        assert folds[0]["test"] and not set(folds[0]["test"]) & (vals[0] | vals[1])
+    else:
+        assert t.test is None and vals[0] | vals[1] == {str(d) for d in range(10)}
+    assert not out.with_name(out.name + ".partial.jsonl").exists()
