@@ -668,85 +668,58 @@ def max_folds(table: Table) -> int:
     return table.folds - 1 if table.test is None and table.folds > 1 else table.folds
 
 
+def variant(
+    table: Table,
+    sampler: str = "tpe",
+    grace: int | None = None,
+    folds: int = 1,
+    reruns: tuple[int, int] = (0, 0),
+    test_seeds: int = 3,
+) -> Strategy:
+    """A strategy named by what it does: `grace` None is FIFO, else ASHA with the decline rule;
+    reruns (m, R) also enqueue the control first."""
+    m, r = reruns
+    sched = "" if grace is None else f"+asha g{grace} dec"
+    name = f"{sampler}{sched} K{folds}" + (f" m{m}R{r}" if m else "") + f" S{test_seeds}"
+    asha = {"scheduler": "fifo"} if grace is None else {"grace": grace, "decline": True}
+    more = {"rerun_top": m, "rerun_seeds": r, "control_first": True} if m else {}
+    return shipped(
+        table, name=name, sampler=sampler, folds=folds, test_seeds=test_seeds, **asha, **more
+    )
+
+
 def strategies(table: Table) -> list[Strategy]:
-    """Today's default against the alternatives of issue 19, at the shipped concurrency."""
+    """Today's default against the alternatives of issue 19, at the shipped concurrency: the
+    reported estimate alone (S3), the decline rule alone, then K folds, re-runs and samplers."""
     k, g = max_folds(table), shipped(table).grace
-    reruns = {"rerun_top": 3, "rerun_seeds": 1, "control_first": True}
     out = [
         shipped(table),
-        shipped(table, name="random", sampler="random", scheduler="fifo"),
-        shipped(table, name="today +S3", test_seeds=3),
-        shipped(table, name=f"tpe+asha g{g} decline", decline=True),
-        shipped(table, name="tpe+asha g1 decline", grace=1, decline=True),
+        shipped(table, name="today S3", test_seeds=3),
+        variant(table, grace=g, test_seeds=0),
+        variant(table, "random"),
+        variant(table, grace=1),
+        variant(table, "random", folds=k),
+        variant(table, folds=k),
+        variant(table, grace=1, folds=k),
+        variant(table, "random", reruns=(3, 1)),
+        variant(table, "random", folds=k, reruns=(3, 1)),
+        variant(table, folds=k, reruns=(3, 1)),
+        variant(table, grace=1, folds=k, reruns=(3, 1)),
     ]
-    for folds in sorted({1, k}):
-        tag = f"K{folds}"
-        out += [
-            shipped(
-                table,
-                name=f"random {tag} +S3",
-                sampler="random",
-                scheduler="fifo",
-                folds=folds,
-                test_seeds=3,
-            ),
-            shipped(table, name=f"tpe {tag} +S3", scheduler="fifo", folds=folds, test_seeds=3),
-            shipped(
-                table,
-                name=f"tpe+asha g1 decline {tag} +S3",
-                grace=1,
-                decline=True,
-                folds=folds,
-                test_seeds=3,
-            ),
-            shipped(
-                table,
-                name=f"random {tag} m3R1 +S3",
-                sampler="random",
-                scheduler="fifo",
-                folds=folds,
-                test_seeds=3,
-                **reruns,
-            ),
-            shipped(
-                table,
-                name=f"tpe {tag} m3R1 +S3",
-                scheduler="fifo",
-                folds=folds,
-                test_seeds=3,
-                **reruns,
-            ),
-            shipped(
-                table,
-                name=f"tpe+asha g1 decline {tag} m3R1 +S3",
-                grace=1,
-                decline=True,
-                folds=folds,
-                test_seeds=3,
-                **reruns,
-            ),
-        ]
-    return [s for s in out if feasible(table, s)]
+    return [s for s in dict.fromkeys(out) if feasible(table, s)]
 
 
 def sweep(table: Table) -> list[Strategy]:
-    """The defaults' alternatives: K, the re-runs (m, R), sampler and scheduler; S = 3."""
+    """The defaults' alternatives: sampler, scheduler, K and the re-runs (m, R); S = 3."""
     g = shipped(table).grace
     out = [shipped(table)]
-    schedulers: dict[str, dict[str, Any]] = {
-        "": {"scheduler": "fifo"},
-        "+asha g1 dec": {"grace": 1, "decline": True},
-    }
-    schedulers[f"+asha g{g} dec"] = {"grace": g, "decline": True}
-    reruns = [(0, 0), (3, 1), (5, 1), (3, 2)]
-    for k, (m, r), sampler, (sched, fields) in itertools.product(
-        range(1, max_folds(table) + 1), reruns, ("random", "tpe"), schedulers.items()
+    for sampler, grace, folds, reruns in itertools.product(
+        ("random", "tpe"),
+        dict.fromkeys([None, 1, g]),
+        range(1, max_folds(table) + 1),
+        [(0, 0), (3, 1), (5, 1), (3, 2)],
     ):
-        rr = {"rerun_top": m, "rerun_seeds": r, "control_first": True} if m else {}
-        name = f"{sampler}{sched} K{k}" + (f" m{m}R{r}" if m else "")
-        out.append(
-            shipped(table, name=name, sampler=sampler, folds=k, test_seeds=3, **fields, **rr)
-        )
+        out.append(variant(table, sampler, grace, folds, reruns))
     return [s for s in out if feasible(table, s)]
 
 
