@@ -13,13 +13,15 @@ Two settings, whose noise differs (issue 19):
   small convnet starts from random weights). Digits has 10 classes and the space no test split, so
   the folds cut all 10: K = 3 validates on 3-4 classes a fold, as the space's val 0.3 does.
 - `vectors`, a pretrained start: `search_spaces/vectors.yaml` (its split, batch, model and params
-  but `head`; 10 epochs instead of its 20, which were set on the 560 shipped sentences: this set's
-  folds train on ~1,400 texts, 2.5x the steps an epoch) on precomputed MiniLM vectors of the
-  realistic text set (`search_spaces/data/package_topics_minilm.parquet`: 2,100 Debian package
-  descriptions, 42 sections; made by `scripts/make_topic_vectors.py`). The model is minesearch's
-  default for vectors (no backbone, a linear head started at the identity), so epoch 0 is the
-  vectors. Its test classes (data.split.test, 20%) are held out of every fold, and every epoch
-  is also scored on them (`test.<metric>` columns), so a replay can check a reported estimate.
+  but `head`; 10 epochs instead of its 20, which were set on the 560 shipped sentences: a fold
+  here trains on 1,100-1,150 texts, 4x the 280 there, so 10 epochs are twice those steps) on
+  precomputed MiniLM vectors of the realistic text set
+  (`search_spaces/data/package_topics_minilm.parquet`: 2,100 Debian package descriptions, 42
+  sections; made by `scripts/make_topic_vectors.py`). The model is minesearch's default for
+  vectors (no backbone, a linear head started at the identity), so epoch 0 is the vectors. Its
+  test classes (data.split.test, 20%: 8 classes, 400 texts) are held out of every fold, and every
+  epoch is also scored on them (`test.<metric>` columns), so a replay can check a reported
+  estimate.
 
 Folds are `minesearch.data.split_folds` (what `search.folds: K` trains): fold k validates on one
 group of the non-test classes and trains on the others. A seed is the trial's `train.seed`: the
