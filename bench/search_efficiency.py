@@ -98,7 +98,7 @@ from minesearch.space import build_space, make_search, tpe_sampler
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIXED_S = 11.0  # per-trial cost beside its epochs (Ray Train worker group, data, model)
-MAX_REPEATS = 200  # proposals in a row that repeat a known recipe: the search has converged
+MAX_REPEATS = 50  # proposals in a row that repeat a known recipe: converged (RecipeSearch: 50)
 MAX_PROPOSALS = 4000
 LEVELS = (1, 2, 4)
 
