@@ -793,12 +793,20 @@ def run_all(
     plan_ = [
         Job(path, s, lv, seed, fixed_s) for s in chosen for lv in levels for seed in range(seeds)
     ]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs, get_context("spawn")) as pool:
+    collected = []
+    with contextlib.ExitStack() as stack:
+        if jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(jobs, get_context("spawn")))
             results: Iterator[tuple[Job, Outcome | None]] = pool.map(run_job, plan_, chunksize=4)
-            collected = list(results)
-    else:
-        collected = [run_job(j) for j in plan_]
+        else:
+            results = map(run_job, plan_)
+        started = time.time()
+        for n, result in enumerate(results, 1):
+            collected.append(result)
+            if n % max(1, len(plan_) // 10) == 0:
+                print(
+                    f"  {n}/{len(plan_)} replays ({time.time() - started:.0f} s)", file=sys.stderr
+                )
     out: dict[tuple[str, int], list[Outcome | None]] = {}
     for job, outcome in collected:
         out.setdefault((job.strategy.name, job.level), []).append(outcome)
