@@ -6,6 +6,7 @@ against the real things it models: Ray Tune's searcher (minesearch's `RecipeSear
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from minesearch.recipe import TrialConfig
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 DIGITS = BENCH / "tables" / "digits.parquet"
+# the from-scratch table with class folds: what the test estimate is replayed on
+DIGITS_FOLDS = BENCH / "tables" / "digits_folds.parquet"
 
 
 def load_bench(name: str) -> ModuleType:
@@ -122,6 +125,10 @@ def tune_searcher(replay: ModuleType, strategy: Any, seed: int, table: Any) -> A
 
 STRATEGIES = {
     "tpe (shipped)": dict(sampler="tpe"),
+    "tpe + asha, decline": dict(
+        sampler="tpe", scheduler="asha", grace=1, reduction=2.0, tell_budget=True, decline=True
+    ),
+    "random, control first": dict(control_first=True),
     "tpe, budget": dict(sampler="tpe", tell_budget=True),
     "random + asha": dict(scheduler="asha", grace=1, reduction=2.0),
     "tpe + asha": dict(sampler="tpe", scheduler="asha", grace=1, reduction=2.0, tell_budget=True),
@@ -140,8 +147,13 @@ def test_replay_proposes_what_ray_tunes_searcher_proposes(
     trials running side by side included) is what RecipeSearch proposes when Tune feeds it the
     same results in the same order."""
     strategy = replay.Strategy(name, **STRATEGIES[name])
-    run = replay.replay(table, strategy, seed=5, cap=2 * table.budget, log=True)
+    control = None
+    if strategy.control_first:
+        control = replay.control_params(table, replay.control_key(table))
+    run = replay.replay(table, strategy, seed=5, cap=2 * table.budget, log=True, control=control)
     search = tune_searcher(replay, strategy, 5, table)
+    if control is not None:  # as the search will enqueue its control
+        search._ot_study.enqueue_trial(control)
     suggested = 0
     for kind, trial, *rest in run.events:
         if kind == "suggest":
@@ -171,12 +183,15 @@ def test_repeats_are_free_and_the_grid_tries_each_recipe_once(
 def test_quick_mode_prints_every_strategy(
     replay: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    replay.main([str(DIGITS), "--quick"])
+    replay.main([str(DIGITS_FOLDS), "--quick"])
     out = capsys.readouterr().out
-    for level in ("budget 1B", "budget 4B"):
+    for level in ("budget 1x", "budget 2x", "budget 4x"):
         assert level in out
-    for strategy in replay.strategies(replay.load_table(DIGITS)):
-        assert out.count(f"\n{strategy.name:<24} ") == 2, strategy.name  # a row per budget
+    chosen = replay.strategies(replay.load_table(DIGITS_FOLDS))
+    assert len(chosen) >= 4
+    for strategy in chosen:
+        assert out.count(f"\n{strategy.name:<34} ") == 3, strategy.name  # a row per budget
+    assert "today's default at 1x: median true regret" in out
 
 
 # --- ASHA's rule ------------------------------------------------------------------------------
@@ -225,3 +240,212 @@ def test_asha_decides_as_rays_bracket(replay: ModuleType, grace: int, rf: float)
             assert ours.on_result(trial, epoch, value) == stop
             if stop:
                 alive.remove(trial)
+
+
+# --- judging what a search selects ------------------------------------------------------------
+
+
+def synthetic(table: Any, unit: np.ndarray, test: np.ndarray | None = None) -> Any:
+    """`table`'s recipes and space with made-up scores: unit [R, S, K] is each run's score at
+    every epoch (flat curves), test the same on test classes; every epoch takes 1 s."""
+    Table = load_bench("_table").Table
+    r, s, k = unit.shape
+    epochs = table.epochs + 1
+    scores = np.repeat(unit[..., None], epochs, axis=3)
+    tests = None if test is None else np.repeat(test[..., None], epochs, axis=3)
+    return Table(
+        table.meta,
+        table.keys,
+        scores,
+        tests,
+        np.ones((r, s, k, epochs)),
+        np.full((r, s, k), -1),
+        table.index,
+    )
+
+
+def hand_run(replay: ModuleType, table: Any, scores: dict[int, float]) -> Any:
+    """A search that tried these recipes (row: score), each to the end, 10 worker-s apiece."""
+    run = replay.Run()
+    for n, (row, score) in enumerate(scores.items(), start=1):
+        run.worker_s.append(10.0 * n)
+        run.trial_epochs.append(n * table.epochs)
+        run.key.append(table.keys[row])
+        run.score.append(score)
+        run.done.append(True)
+    return run
+
+
+def test_regret_is_the_gap_between_true_means(replay: ModuleType, table: Any) -> None:
+    """Noise-free recipes: the search picks the best it tried; the regret is the table's best
+    true mean minus that recipe's, and the reported best is the truth (no optimism)."""
+    rows = len(table.keys)
+    quality = np.linspace(0.3, 0.8, rows)[np.random.default_rng(0).permutation(rows)]
+    flat = synthetic(table, np.broadcast_to(quality[:, None, None], (rows, 4, 3)).copy())
+    for seed in range(3):
+        run = replay.replay(flat, replay.Strategy("random"), seed, cap=table.budget)
+        tried = {flat.index[k] for k in run.key}
+        got = replay.judge(flat, replay.Strategy("random"), seed, run, math.inf, 11.0, None)
+        assert got.chosen == max(tried, key=lambda r: quality[r])
+        assert got.regret == pytest.approx(quality.max() - quality[list(tried)].max())
+        assert got.best_val_optimism == pytest.approx(0.0, abs=1e-12)
+        assert got.cost == pytest.approx(run.worker_s[-1])
+
+
+def test_the_reported_best_of_equal_recipes_is_optimistic_by_the_max_of_its_draws(
+    replay: ModuleType, table: Any
+) -> None:
+    """Every recipe's true mean is 0.5 (its runs' noise sums to zero): any choice has no regret,
+    and the search's best validation score is the max of its draws above 0.5."""
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.05, (len(table.keys), 4, 3))
+    noise -= noise.mean(axis=(1, 2), keepdims=True)
+    equal = synthetic(table, 0.5 + noise)
+    strategy = replay.Strategy("random")
+    for seed in range(3):
+        run = replay.replay(equal, strategy, seed, cap=table.budget)
+        got = replay.judge(equal, strategy, seed, run, math.inf, 11.0, None)
+        assert got.regret == pytest.approx(0.0, abs=1e-12)
+        assert got.best_val_optimism == pytest.approx(max(run.score) - 0.5)
+        assert got.best_val_optimism > 0
+
+
+def test_k_fold_trials_report_the_mean_over_their_folds(replay: ModuleType, table: Any) -> None:
+    unit = np.random.default_rng(2).random((len(table.keys), 4, 3))
+    t = synthetic(table, unit)
+    t.scores[0, 1, 2, 3] = np.nan  # fold 2 of seed 1 diverged at epoch 3
+    t.fail_at[0, 1, 2] = 3
+    curve, seconds, fail_at = replay.trial_curve(t, 0, 1, [0, 2])
+    assert curve[0] == pytest.approx((unit[0, 1, 0] + unit[0, 1, 2]) / 2)
+    assert np.isnan(curve[3]) and fail_at == 3 and np.all(seconds == 2.0)
+
+
+def test_paired_reruns_choose_the_best_mean_not_the_lucky_winner(
+    replay: ModuleType, table: Any
+) -> None:
+    """Recipe 0 won the search's seed by luck; on the re-run seeds recipe 1 is better on every
+    fold: the re-runs choose recipe 1, whose true mean is the best."""
+    unit = np.full((len(table.keys), 4, 3), 0.2)
+    unit[1] = 0.7
+    unit[0] = 0.6
+    luck = replay.Luck.draw(synthetic(table, unit), 0)
+    unit[0, luck.seeds[0]] = 0.85  # the search's seed, every fold: mean 0.683 over the units
+    t = synthetic(table, unit)
+    strategy = replay.Strategy("m", folds=2, rerun_top=2, rerun_seeds=2)
+    run = hand_run(replay, t, {0: 0.85, 1: 0.7, 2: 0.2})
+    plain = replay.judge(t, replay.Strategy("plain", folds=2), 0, run, math.inf, 11.0, None)
+    assert plain.chosen == 0 and plain.regret > 0
+    got = replay.judge(t, strategy, 0, run, math.inf, 11.0, table.keys[2])
+    assert got.chosen == 1 and got.regret == pytest.approx(0.0)
+    assert not got.control_chosen
+    # re-runs cost: 3 candidates (top 2 and the control) x 2 seeds x (11 s + 2 folds x 5 epochs)
+    assert got.cost == pytest.approx(30.0 + 3 * 2 * (11.0 + 2 * table.epochs + 2))
+
+
+def test_the_test_estimate_covers_as_its_interval_says(replay: ModuleType, table: Any) -> None:
+    """Test scores that are independent normal draws around each recipe's level: the estimate
+    from 3 fresh runs is unbiased and its interval passes the predictive check about 95% of the
+    time; a constant test score is estimated exactly."""
+    Table = load_bench("_table").Table
+    rows, seeds, folds = len(table.keys), 30, 3
+    rng = np.random.default_rng(3)
+    test = 0.6 + rng.normal(0, 0.02, (rows, seeds, folds))
+    base = synthetic(table, np.full((rows, seeds, folds), 0.5), test)
+    hits, optimism = [], []
+    for seed in range(1500):
+        luck = replay.Luck.draw(base, seed)
+        got = replay.test_estimate(base, luck, seed % rows, [(0, 0)], 3, [0], [0])
+        optimism.append(got[1])
+        hits.append(got[2])
+    assert 0.93 <= np.mean(hits) <= 0.97
+    assert abs(np.mean(optimism)) < 3 * 0.02 / math.sqrt(3 * 1500)
+    constant = Table(
+        base.meta,
+        base.keys,
+        base.scores,
+        np.full_like(base.scores, 0.4),
+        base.seconds,
+        base.fail_at,
+        base.index,
+    )
+    got = replay.test_estimate(constant, replay.Luck.draw(constant, 0), 0, [], 3, [0], [0])
+    assert got[0] == pytest.approx(0.4) and got[1] == pytest.approx(0.0) and got[2] == 1.0
+
+
+def test_without_test_classes_a_held_out_fold_scores_at_the_selected_epoch(
+    replay: ModuleType, table: Any
+) -> None:
+    rows = len(table.keys)
+    t = synthetic(table, np.full((rows, 4, 3), 0.5))
+    t.scores[0, :, :, 2] = 0.7  # recipe 0 peaks at epoch 2 on every run
+    luck = replay.Luck.draw(t, 0)
+    assert luck.held_fold is not None and luck.held_fold not in luck.folds
+    used = [(int(luck.seeds[0]), int(f)) for f in luck.folds]
+    mean, optimism, covered, _ = replay.test_estimate(
+        t, luck, 0, used, 3, [int(luck.seeds[0])], [int(f) for f in luck.folds]
+    )
+    assert mean == pytest.approx(0.7) and optimism == pytest.approx(0.0) and covered == 1.0
+
+
+def test_a_trial_that_declines_from_epoch_0_stops_at_the_first_rung(
+    replay: ModuleType, table: Any
+) -> None:
+    """Every recipe only loses ground after epoch 0: with the decline rule each trial stops at
+    the first rung (epoch 1 with grace 1); without it, ASHA's cutoff lets the first run on."""
+    rows = len(table.keys)
+    t = synthetic(table, np.full((rows, 4, 3), 0.0))
+    t.scores[...] = 0.8 - 0.1 * np.arange(table.epochs + 1)  # 0.8, 0.7, ...
+    t.scores[...] += np.random.default_rng(4).normal(0, 0.01, (rows, 1, 1, 1))
+    declining = replay.Strategy("d", scheduler="asha", grace=1, decline=True)
+    run = replay.replay(t, declining, 0, cap=20)
+    assert run.trial_epochs[-1] == run.trials == 20  # one trained epoch a trial
+    plain = replay.replay(t, replay.Strategy("p", scheduler="asha", grace=1), 0, cap=20)
+    assert plain.trials < 20  # the first trial, alone at its rungs, trained on
+
+
+def test_epochs_cost_their_cpu_seconds_imputed_from_the_same_work() -> None:
+    """A run without CPU times (recorded before they were) takes the other seeds' CPU time for
+    the same recipe, fold and epoch; with none, its wall time at the table's CPU / wall ratio."""
+    cpu_seconds = load_bench("_table").cpu_seconds
+    wall = np.full((2, 3, 1, 2), 4.0)
+    cpu = np.full_like(wall, np.nan)
+    cpu[0, 1:] = [[[1.0, 2.0]], [[1.0, 4.0]]]  # recipe 0: seeds 1 and 2 timed; recipe 1: none
+    ran = np.ones(wall.shape, bool)
+    ran[1, 2, 0, 1] = False  # diverged before epoch 1: costs nothing
+    got = cpu_seconds(cpu, wall, ran)
+    np.testing.assert_allclose(got[0, 0, 0], [1.0, 3.0])  # the mean of seeds 1 and 2
+    np.testing.assert_allclose(got[0, 1:], cpu[0, 1:])
+    ratio = np.median([1 / 4, 2 / 4, 1 / 4, 4 / 4])
+    np.testing.assert_allclose(got[1, :2], 4.0 * ratio)
+    assert got[1, 2, 0, 1] == 0.0
+    np.testing.assert_allclose(cpu_seconds(np.full_like(wall, np.nan), wall, ran)[0], 4.0)
+
+
+# --- the tables -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", ["digits", "vectors"])
+def test_tabular_records_every_recipe_seed_fold_and_epoch(data: str, tmp_path: Path) -> None:
+    """One recipe, 2 seeds x 2 class folds, 1 epoch: a row per (seed, fold, epoch), the folds'
+    val classes disjoint and covering the non-test classes, test scores where the space has test
+    classes (vectors: the shipped text_topics vectors stand in for the package-topics ones)."""
+    tabular, tables = load_bench("tabular"), load_bench("_table")
+    out = tmp_path / f"{data}.parquet"
+    args = ["--data", data, "--seeds", "2", "--folds", "2", "--limit", "1", "--epochs", "1"]
+    vectors = BENCH.parent / "search_spaces" / "data" / "text_topics_minilm.parquet"
+    tabular.main(
+        [*args, "--out", str(out), *(["--vectors", str(vectors)] if data == "vectors" else [])]
+    )
+    t = tables.load_table(out)
+    assert t.scores.shape == (1, 2, 2, 2) and np.all(np.isfinite(t.scores))
+    assert np.all(t.seconds > 0)
+    folds = t.meta["fold_classes"]
+    vals = [set(f["val"]) for f in folds]
+    assert not vals[0] & vals[1]
+    assert all(set(f["train"]) == vals[1 - i] for i, f in enumerate(folds))
+    if data == "vectors":
+        assert t.test is not None and np.all(np.isfinite(t.selected_test()))
+        assert folds[0]["test"] and not set(folds[0]["test"]) & (vals[0] | vals[1])
+    else:
+        assert t.test is None and vals[0] | vals[1] == {str(d) for d in range(10)}
+    assert not out.with_name(out.name + ".partial.jsonl").exists()
