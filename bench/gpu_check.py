@@ -160,7 +160,7 @@ def minilm(sizes: Sizes) -> Model:
     bert = BertConfig.from_dict(config | sizes.text_config)
 
     def build() -> nn.Module:
-        # no [CLS] pooler: mean pooling does not use it (models/_text.py)
+        # no [CLS] pooler: mean pooling does not use it (models/_text_encoder.py)
         return Embedder(MeanPooled(BertModel(bert, add_pooling_layer=False)), nn.Identity())
 
     def inputs(device: torch.device) -> dict[str, torch.Tensor]:

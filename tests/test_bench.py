@@ -111,7 +111,7 @@ def table(replay: ModuleType) -> Any:
 
 def tune_searcher(replay: ModuleType, strategy: Any, seed: int, table: Any) -> Any:
     """RecipeSearch built as minesearch/search/_tuner.py builds it, on the strategy's sampler."""
-    from minesearch.search._searcher import RecipeSearch
+    from minesearch.search._recipe_search import RecipeSearch
 
     space, sampler, _ = strategy.search(seed, table, table.trials)
     return RecipeSearch(

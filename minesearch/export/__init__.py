@@ -10,7 +10,7 @@ Runs in the CLI (and after a search, for its best trial). Imports torch and the 
 MLflow only through `minesearch.tracking`.
 """
 
-from minesearch.export._embed import (
+from minesearch.export._embed_parquet import (
     DEFAULT_INPUT_COLUMN,
     EMBEDDING_COLUMN,
     EmbedError,

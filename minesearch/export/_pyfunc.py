@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from minesearch.data import RawInputs
-from minesearch.export._embed import DEFAULT_INPUT_COLUMN, EmbedError, _mode, _Rows
+from minesearch.export._embed_parquet import DEFAULT_INPUT_COLUMN, EmbedError, _mode, _Rows
 from minesearch.export._formats import ExportedModel, load_exported
 
 __all__ = ["Embedder", "example_input", "load_embedder"]

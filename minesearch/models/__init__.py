@@ -24,7 +24,7 @@ from minesearch.models._network import (
 )
 from minesearch.models._probe import network_errors
 from minesearch.models._python_backbone import BackboneInputs, PythonBackbone
-from minesearch.models._text import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
+from minesearch.models._text_encoder import MINILM_PACKAGE, MeanPooledEncoder, minilm_path
 from minesearch.models._trunks import conv_trunk, mlp_trunk
 
 __all__ = [

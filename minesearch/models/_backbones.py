@@ -191,7 +191,7 @@ def _build_text(
     name: str, ref: str, kind: InputKind, shape: tuple[int, ...] | None, hidden: int, max_len: int
 ) -> Backbone:
     """minilm, hf:... and sentence-transformers:..., built by `_text` (imported only here)."""
-    from minesearch.models._text import build_text_backbone
+    from minesearch.models._text_encoder import build_text_backbone
 
     return build_text_backbone(name, parse_backbone(name)[0], ref, max_len)
 

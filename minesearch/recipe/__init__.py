@@ -9,7 +9,7 @@ Runs in the driver, the trial actors and the workers. Imports `catalog` and `con
 Optuna, torch, Ray or MLflow), so that a worker pays for none of the search's libraries.
 """
 
-from minesearch.recipe._control import (
+from minesearch.recipe._control_recipe import (
     CONTROL_LOSS,
     PRETRAINED_BACKBONE_LR_FACTOR,
     SETTING_OF_FAMILY,

@@ -11,9 +11,9 @@ rooms below it; the MLflow reads go through `minesearch.tracking`.
 
 from minesearch.report._attach import attach
 from minesearch.report._build import Report, Row, build_report, locate, read_report
+from minesearch.report._format import format_confirmations, format_leaderboard, format_report
 from minesearch.report._importance import param_importance
 from minesearch.report._plots import FILES, write_plots
-from minesearch.report._text import format_confirmations, format_leaderboard, format_report
 
 __all__ = [
     "FILES",

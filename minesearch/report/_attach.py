@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from minesearch.report._build import Report
-from minesearch.report._text import format_leaderboard
+from minesearch.report._format import format_leaderboard
 from minesearch.tracking import log_files, names
 
 

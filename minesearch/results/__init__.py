@@ -11,7 +11,8 @@ Pure data and arithmetic: runs in the driver and the CLI; imports `config` and `
 scipy for an interval or a test); never MLflow, Ray or torch.
 """
 
-from minesearch.results._confirm import (
+from minesearch.results._paired import ALPHA, PairedComparison, compare_to_best, holm
+from minesearch.results._test_estimate import (
     SEED_OFFSET,
     Confirmation,
     confirmation_seeds,
@@ -19,7 +20,6 @@ from minesearch.results._confirm import (
     estimate_of,
     mean_ci95,
 )
-from minesearch.results._paired import ALPHA, PairedComparison, compare_to_best, holm
 from minesearch.results._trials import (
     ROLES,
     SHOWN,

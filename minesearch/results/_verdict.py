@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from minesearch.config.vocab import TEST_PREFIX
-from minesearch.results._confirm import estimate_of
+from minesearch.results._test_estimate import estimate_of
 from minesearch.results._trials import SearchResult, TrialResult
 
 VerdictName = Literal["fine_tuned_better", "control_better", "pretrained_better"]

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 from minesearch import lazy_attributes
 
 if TYPE_CHECKING:
-    from minesearch.search._confirm import ConfirmError, confirm_errors, parse_confirm
     from minesearch.search._ray import (
         ClusterTooSmall,
         concurrency,
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
         resolve_storage,
         with_device,
     )
-    from minesearch.search._run import (
+    from minesearch.search._run_search import (
         DEFAULT_STORAGE,
         Finished,
         SearchInterrupted,
@@ -43,26 +42,27 @@ if TYPE_CHECKING:
         run_search,
     )
     from minesearch.search._state import NothingToResume
+    from minesearch.search._test_estimate_runs import ConfirmError, confirm_errors, parse_confirm
     from minesearch.search._trial import train_storage
     from minesearch.search._view import VIEW_MODES, ViewMode
 
 # name -> the module that defines it, imported when the name is first used
 _HOME = {
-    "ConfirmError": "minesearch.search._confirm",
-    "confirm_errors": "minesearch.search._confirm",
-    "parse_confirm": "minesearch.search._confirm",
+    "ConfirmError": "minesearch.search._test_estimate_runs",
+    "confirm_errors": "minesearch.search._test_estimate_runs",
+    "parse_confirm": "minesearch.search._test_estimate_runs",
     "ClusterTooSmall": "minesearch.search._ray",
     "concurrency": "minesearch.search._ray",
     "local_ray_options": "minesearch.search._ray",
     "local_runtime_env": "minesearch.search._ray",
     "resolve_storage": "minesearch.search._ray",
     "with_device": "minesearch.search._ray",
-    "DEFAULT_STORAGE": "minesearch.search._run",
-    "Finished": "minesearch.search._run",
-    "SearchInterrupted": "minesearch.search._run",
-    "SearchOptions": "minesearch.search._run",
-    "run_search": "minesearch.search._run",
-    "StorageUnusable": "minesearch.search._run",
+    "DEFAULT_STORAGE": "minesearch.search._run_search",
+    "Finished": "minesearch.search._run_search",
+    "SearchInterrupted": "minesearch.search._run_search",
+    "SearchOptions": "minesearch.search._run_search",
+    "run_search": "minesearch.search._run_search",
+    "StorageUnusable": "minesearch.search._run_search",
     "NothingToResume": "minesearch.search._state",
     "train_storage": "minesearch.search._trial",
     "VIEW_MODES": "minesearch.search._view",

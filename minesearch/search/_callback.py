@@ -18,7 +18,7 @@ from minesearch.config.vocab import EPOCH, SELECTED_EPOCH
 from minesearch.recipe import TrialConfig
 from minesearch.results import Role
 from minesearch.search._ray_internals import tune_checkpoint_path
-from minesearch.search._searcher import stopped_early
+from minesearch.search._recipe_search import stopped_early
 from minesearch.search._train_run import CHECKPOINT_KEY
 from minesearch.tracking import ChildRuns, names
 from minesearch.train import CHECKPOINT_RANK

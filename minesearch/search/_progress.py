@@ -25,7 +25,7 @@ from rich.live import Live
 
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.recipe import TrialConfig
-from minesearch.search._searcher import stopped_early
+from minesearch.search._recipe_search import stopped_early
 from minesearch.search._view import (
     Header,
     Scores,

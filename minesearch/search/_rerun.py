@@ -26,7 +26,7 @@ from minesearch.results import (
     top_recipes,
 )
 from minesearch.search._callback import MlflowTrialCallback
-from minesearch.search._search import Search
+from minesearch.search._search_state import Search
 from minesearch.search._trial import run_fixed
 from minesearch.tracking import names, read_search
 

@@ -22,11 +22,11 @@ from minesearch.results import (
     top_recipes,
     verdict,
 )
-from minesearch.search._confirm import run_confirm
-from minesearch.search._control import run_control
+from minesearch.search._control_run import run_control
 from minesearch.search._rerun import Reruns, run_reruns
-from minesearch.search._scoring import ScoreJob, has_reference, has_test_split, score
-from minesearch.search._search import Search
+from minesearch.search._score_tasks import ScoreJob, has_reference, has_test_split, score
+from minesearch.search._search_state import Search
+from minesearch.search._test_estimate_runs import run_confirm
 from minesearch.tracking import (
     ChildRuns,
     metric_history,

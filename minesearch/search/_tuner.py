@@ -13,8 +13,8 @@ from minesearch.config.vocab import EPOCH, TRAINED_PREFIX
 from minesearch.recipe import Recipe
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._progress import ViewCallback, tell
+from minesearch.search._recipe_search import RecipeSearch, distinct_recipes
 from minesearch.search._scheduler import SearchASHA
-from minesearch.search._searcher import RecipeSearch, distinct_recipes
 from minesearch.search._trial import TrialSetup, reuse_processes, trainable, trial_checkpoints
 from minesearch.space import SearchSpace, build_space, locate, make_search
 from minesearch.tracking import known_trials, trial_params

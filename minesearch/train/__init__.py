@@ -5,7 +5,7 @@ report) per epoch (`_loop`). A step mines and computes the loss on the global ba
 distributed wrappers (`_step`) from class-balanced, DDP-aware batches (`_batches`), with mining
 telemetry (`_telemetry`); retrieval is scored on held-out classes (`_evaluation`); a trial's K
 class folds train in lockstep (`_folds`). `_checkpoint`
-alone writes and reads a trial's checkpoint; `_scoring` loads one to score the test split (the
+alone writes and reads a trial's checkpoint; `_score_network` loads one to score the test split (the
 driver runs it as a Ray task).
 
 Runs in the Ray Train workers and the driver's scoring tasks. Imports torch, PML, ray.train and
@@ -36,12 +36,12 @@ if TYPE_CHECKING:
         has_checkpoint_file,
         load_from_storage,
     )
-    from minesearch.train._embed import EVAL_CHUNK, embed_rows, to_device
+    from minesearch.train._embed_rows import EVAL_CHUNK, embed_rows, to_device
     from minesearch.train._entry import run_in_process, train_loop_per_worker, worker_config
     from minesearch.train._evaluation import DEFAULT_KS, RetrievalScores, retrieval_scores
     from minesearch.train._folds import FOLD_PREFIX, fold_metric
     from minesearch.train._loop import WorkerState, build_state, train_epoch
-    from minesearch.train._scoring import load_network, score_network, split_scores
+    from minesearch.train._score_network import load_network, score_network, split_scores
     from minesearch.train._selection import CHECKPOINT_RANK, Selected
     from minesearch.train._session import Session, TrainSession, opened
     from minesearch.train._step import StepOutcome, for_world, loss_and_grads
@@ -53,9 +53,9 @@ _HOME = {
     "TrainingState": "minesearch.train._checkpoint",
     "has_checkpoint_file": "minesearch.train._checkpoint",
     "load_from_storage": "minesearch.train._checkpoint",
-    "EVAL_CHUNK": "minesearch.train._embed",
-    "embed_rows": "minesearch.train._embed",
-    "to_device": "minesearch.train._embed",
+    "EVAL_CHUNK": "minesearch.train._embed_rows",
+    "embed_rows": "minesearch.train._embed_rows",
+    "to_device": "minesearch.train._embed_rows",
     "run_in_process": "minesearch.train._entry",
     "train_loop_per_worker": "minesearch.train._entry",
     "worker_config": "minesearch.train._entry",
@@ -67,9 +67,9 @@ _HOME = {
     "WorkerState": "minesearch.train._loop",
     "build_state": "minesearch.train._loop",
     "train_epoch": "minesearch.train._loop",
-    "load_network": "minesearch.train._scoring",
-    "score_network": "minesearch.train._scoring",
-    "split_scores": "minesearch.train._scoring",
+    "load_network": "minesearch.train._score_network",
+    "score_network": "minesearch.train._score_network",
+    "split_scores": "minesearch.train._score_network",
     "CHECKPOINT_RANK": "minesearch.train._selection",
     "Selected": "minesearch.train._selection",
     "Session": "minesearch.train._session",

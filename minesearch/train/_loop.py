@@ -35,7 +35,7 @@ from minesearch.models import build_network, freeze
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train._batches import ClassBalancedBatches
 from minesearch.train._checkpoint import TrainingState
-from minesearch.train._embed import embed_sharded, to_device
+from minesearch.train._embed_rows import embed_sharded, to_device
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._folds import GlobalRng, fold_scores, fold_stats, seed_globals
 from minesearch.train._optimizer import BACKBONE, make_optimizer, param_groups, warm_up

@@ -317,7 +317,7 @@ def test_cli_exits_2_without_a_store_and_creates_none(tmp_path: Path) -> None:
 
 
 def test_the_paired_reruns_read_as_a_table() -> None:
-    from minesearch.report._text import format_reruns
+    from minesearch.report._format import format_reruns
     from minesearch.results import SearchResult
 
     metrics = {

@@ -2,7 +2,7 @@
 names the behaviour and the installed Ray and Optuna when an upgrade changes it.
 
 RecipeSearch reads none of OptunaSearch's private attributes; it relies on these public
-behaviours instead (minesearch/search/_searcher.py says how it uses each).
+behaviours instead (minesearch/search/_recipe_search.py says how it uses each).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import optuna
 import ray
 from ray.tune.search.optuna import OptunaSearch
 
-from minesearch.search._searcher import STUDY_NAME, RecipeSearch
+from minesearch.search._recipe_search import STUDY_NAME, RecipeSearch
 from minesearch.space import build_space
 
 CHECKED_ON = "ray 2.60.0, optuna 5.1.0"
@@ -24,7 +24,7 @@ METRIC = "score"
 def upgraded(behaviour: str) -> str:
     return (
         f"ray {ray.__version__}, optuna {optuna.__version__} (checked on {CHECKED_ON}): "
-        f"OptunaSearch {behaviour}; re-check minesearch/search/_searcher.py"
+        f"OptunaSearch {behaviour}; re-check minesearch/search/_recipe_search.py"
     )
 
 

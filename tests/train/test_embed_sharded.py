@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from minesearch.train import EVAL_CHUNK, embed_rows, retrieval_scores
-from minesearch.train._embed import embed_sharded, shares
+from minesearch.train._embed_rows import embed_sharded, shares
 
 WORLD = 2
 IN_DIM, EMBEDDING = 6, 4

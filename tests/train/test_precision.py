@@ -32,7 +32,7 @@ from torch import nn
 
 from minesearch.catalog import build_loss, build_miner
 from minesearch.config._schema import TrainSpec
-from minesearch.train._embed import embed_rows
+from minesearch.train._embed_rows import embed_rows
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._precision import FP32, SETTINGS, LossScaler, Precision
 from minesearch.train._step import loss_and_grads

@@ -19,7 +19,7 @@ from minesearch.data.preprocess._image import (
     resize_shorter_side,
 )
 from minesearch.data.preprocess._tensor import TensorPreprocess
-from minesearch.data.preprocess._text import TextPreprocess
+from minesearch.data.preprocess._tokenize import TextPreprocess
 
 __all__ = [
     "EVAL_CROP_FRACTION",

@@ -23,8 +23,8 @@ from minesearch.search._progress import ViewCallback, show_header, tell
 from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
-from minesearch.search._scoring import model_setting
-from minesearch.search._search import Search, search_directory
+from minesearch.search._score_tasks import model_setting
+from minesearch.search._search_state import Search, search_directory
 from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner

@@ -10,7 +10,7 @@ import pytest
 
 from minesearch.recipe import SAMPLER_PARAMS_KEY, TrialConfig
 from minesearch.results import recipe_key
-from minesearch.search._searcher import RecipeSearch, stopped_early
+from minesearch.search._recipe_search import RecipeSearch, stopped_early
 from minesearch.search._tuner import planned_trials
 from minesearch.space import build_space
 from minesearch.tracking import KnownTrial

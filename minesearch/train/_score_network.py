@@ -17,7 +17,7 @@ from minesearch.config.vocab import HeadName, SplitPart
 from minesearch.data import Parts, Preprocess, load_folds, load_parts
 from minesearch.models import Network, build_network, reference_network
 from minesearch.train._checkpoint import load_from_storage
-from minesearch.train._embed import embed_rows
+from minesearch.train._embed_rows import embed_rows
 from minesearch.train._evaluation import retrieval_scores
 from minesearch.train._folds import fold_scores
 from minesearch.train._precision import FP32, Precision
