@@ -65,7 +65,14 @@ def export_run(
     With `mlflow_model` (a search's end: once per search), the TorchScript export also becomes
     the run's MLflow Model (`minesearch.tracking.log_model`: a pyfunc that embeds raw inputs as
     `minesearch embed` does), registered as the space's `tracking.register_model` if it names one.
+    It needs the logged TorchScript export: asked with `log=False` or another format, it is an
+    error, not an MLflow Model silently left out.
     """
+    if mlflow_model and not (log and fmt == "torchscript"):
+        raise ValueError(
+            f"an MLflow Model is the logged TorchScript export: mlflow_model needs log=True and "
+            f"format 'torchscript' (given log={log}, format {fmt!r})"
+        )
     try:
         found = find_trial(tracking_uri, ref)
         raw_spec = spec_of(tracking_uri, found.parent_run_id)
@@ -101,7 +108,7 @@ def export_run(
             log_directory(tracking_uri, run_id, out_dir, where)
         except StoreError as err:
             raise ExportError(f"exported to {out_dir}, but {err}") from None
-    if not (mlflow_model and log and fmt == "torchscript"):
+    if not mlflow_model:
         return Exported(path, what)
     given = example_input(parts.source.take(rows), parts.source.kind, _input_column(spec))
     try:

@@ -466,3 +466,13 @@ def test_when_the_pretrained_model_won_it_is_the_mlflow_model(
     model = mlflow.pyfunc.load_model(f"runs:/{trial.parent_id}/model")
     got = model.predict(pd.DataFrame({"text": texts}))
     _compare("text-pyfunc-pretrained", "torchscript", got, by_embed)
+
+
+@pytest.mark.parametrize(("fmt", "log"), [("onnx", True), ("torchscript", False)])
+def test_an_mlflow_model_without_the_logged_torchscript_is_an_error(
+    tmp_path: Path, fmt: str, log: bool
+) -> None:
+    """It used to be left out silently; nothing is read or written before the error."""
+    with pytest.raises(ValueError, match="mlflow_model needs log=True and format 'torchscript'"):
+        export_run("any", fmt, tmp_path / "out", "sqlite:///nowhere.db", log=log, mlflow_model=True)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
