@@ -167,12 +167,18 @@ def isolated_space(space: Path, work: Path) -> tuple[Path, str]:
 
 
 def read_back(uri: str) -> dict[str, Any]:
+    from minesearch.results import summary_line, verdict
     from minesearch.tracking import find_search, read_search
 
     search = read_search(uri, find_search(uri, None, None))
     test = f"{TEST_PREFIX}{search.metric}"
     best, control = search.best, search.control
+    found = verdict(search)
     return {
+        # what the search tells the user to keep, and on which evidence (the test estimate's
+        # retrained means when it ran): its answer, which need not be the val-chosen trial
+        "verdict": summary_line(found) if found else None,
+        "verdict_lines": list(found.lines) if found else [],
         "trials": len(search.searched),
         "chosen": best.label if best else None,
         "chosen_epoch": best.selected_epoch if best else None,
@@ -216,6 +222,9 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
             f"  pretrained val {_f(search['pretrained_val'])}  "
             f"test {_f(search['pretrained_test'])}",
         ]
+        if search.get("verdict"):
+            lines += [f"  verdict: {search['verdict']}"]
+            lines += [f"    {line}" for line in search.get("verdict_lines", [])]
     if plain is not None and search is not None and search["chosen_test"] is not None:
         last = plain["epochs"][-1]
         gap = search["chosen_test"] - last["test"]
