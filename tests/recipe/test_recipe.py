@@ -8,30 +8,10 @@ import pickle
 
 import pytest
 from pytorch_metric_learning import losses, miners
+from sample_recipes import CONTRASTIVE, SEPARATE, TRIPLET
 
 from minesearch.catalog import UnknownNameError
 from minesearch.recipe import Recipe
-
-TRIPLET = Recipe(
-    loss="TripletMarginLoss",
-    miner="TripletMarginMiner",
-    loss_params={"margin": 0.2},
-    miner_params={"margin": 0.2, "type_of_triplets": "semihard"},
-    lr=0.00123456789,
-    margin_mode="tied",
-)
-SEPARATE = Recipe(
-    loss="TripletMarginLoss",
-    miner="TripletMarginMiner",
-    loss_params={"margin": 0.05},
-    miner_params={"margin": 0.3, "type_of_triplets": "hard"},
-    margin_mode="separate",
-)
-CONTRASTIVE = Recipe(
-    loss="ContrastiveLoss",
-    miner="none",
-    loss_params={"pos_margin": 0.0, "neg_margin": 1.0},
-)
 
 
 @pytest.mark.parametrize("recipe", [TRIPLET, SEPARATE, CONTRASTIVE, Recipe("TripletMarginLoss")])
