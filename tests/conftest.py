@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -27,6 +30,32 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 ProcessProbe = Callable[[str, float], dict[int, str]]
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_script(path: Path, name: str | None = None, *, with_siblings: bool = False) -> ModuleType:
+    """A script that is not in a package (bench/, scripts/, a stub) as a module, once per session.
+
+    It is registered in `sys.modules` before it runs (dataclasses look their module up while the
+    class is built). `with_siblings` puts its directory on `sys.path` as running it would: the
+    benches import their shared helpers (`bench/_arms.py`) that way. Not for a stub that shadows
+    a real package."""
+    name = name or path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    if with_siblings and str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/<name>.py, which may import its siblings."""
+    return load_script(BENCH / f"{name}.py", with_siblings=True)
 
 
 def pids_mentioning(text: str, wait_s: float = 0.0) -> dict[int, str]:

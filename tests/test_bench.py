@@ -5,10 +5,8 @@ against the real things it models: Ray Tune's searcher (minesearch's `RecipeSear
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,26 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from conftest import BENCH, load_bench
 
 from minesearch.recipe import TrialConfig
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 DIGITS = BENCH / "tables" / "digits.parquet"
 # the from-scratch table with class folds: what the test estimate is replayed on
 DIGITS_FOLDS = BENCH / "tables" / "digits_folds.parquet"
-
-
-def load_bench(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    if str(BENCH) not in sys.path:  # the benches import their shared helpers (bench/_arms.py)
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_telemetry_overhead_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,6 @@ stand-ins give what the real libraries give."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -15,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+from conftest import load_script
 
 from minesearch.catalog import TRIPLET_TYPES, build_miner
 
@@ -85,11 +85,7 @@ def test_without_a_gpu_the_real_run_says_so_and_exits_2() -> None:
 
 
 def load_stub_faiss() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("faiss_stub", STUBS / "faiss.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(STUBS / "faiss.py", "faiss_stub")
 
 
 def test_the_faiss_stand_in_finds_faiss_neighbours() -> None:

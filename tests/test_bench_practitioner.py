@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from test_bench import load_bench
+from conftest import load_bench
 
 from minesearch.config import parse_spec
 from minesearch.data import load_parts

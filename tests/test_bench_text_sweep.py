@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_bench import load_bench
+from conftest import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "search_spaces" / "data" / "package_topics.parquet"

@@ -4,26 +4,17 @@ package_topics.parquet as the script writes it from this machine's apt index."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "make_package_topics.py"
 SHIPPED = REPO / "search_spaces" / "data" / "package_topics.parquet"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_package_topics", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def stanza(package: str, section: str, description: str, source: str | None = None) -> str:
@@ -54,7 +45,7 @@ INDEX = "\n\n".join(
 
 
 def test_each_rule_on_a_hand_made_index() -> None:
-    script = load_script()
+    script = load_script(SCRIPT)
     assert script.candidates(INDEX) == {
         "editors": [
             ("ed", "classic line editor"),
@@ -77,7 +68,7 @@ def test_the_shipped_file_has_the_promised_shape() -> None:
     assert SHIPPED.stat().st_size < 300_000
     counts = Counter(table.column("label").to_pylist())
     assert len(counts) >= 40 and set(counts.values()) == {50}
-    script = load_script()
+    script = load_script(SCRIPT)
     assert not set(counts) & script.ROLE_SECTIONS
     texts = table.column("text").to_pylist()
     assert len({t.casefold() for t in texts}) == len(texts)
@@ -86,7 +77,7 @@ def test_the_shipped_file_has_the_promised_shape() -> None:
 
 def test_the_script_regenerates_the_shipped_file(tmp_path: Path) -> None:
     """Only against the apt index it was built from: `apt-get update` replaces that file."""
-    script = load_script()
+    script = load_script(SCRIPT)
     meta = json.loads(pq.read_schema(SHIPPED).metadata[script.META_KEY])
     if not script.SOURCE.exists():
         pytest.skip(f"no apt index at {script.SOURCE}")

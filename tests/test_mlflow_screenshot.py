@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ProcessProbe
+from conftest import ProcessProbe, load_script
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -151,12 +151,7 @@ def test_default_store_and_compare_url_match_minesearch_and_the_ui(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store is resolved by minesearch itself; the URL parses as the UI parses it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mlflow_screenshot", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(SCRIPT)
     assert script.resolve_tracking_uri is resolve_tracking_uri  # no copy to drift
     assert script.resolve_tracking_uri(None) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import load_script
 
 from minesearch.data.preprocess import TextPreprocess
 
@@ -91,15 +90,7 @@ def test_shipped_text_topics_has_the_expected_shape() -> None:
 
 def test_the_script_regenerates_the_shipped_file(tmp_path: Path) -> None:
     """Same rows in the same order (not compared as bytes: the file records the pyarrow version)."""
-    script = _load_script()
+    script = load_script(SCRIPT)
     out = tmp_path / "text_topics.parquet"
     script.write(out)
     assert pq.read_table(out).equals(pq.read_table(ASSET))
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_text_topics", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

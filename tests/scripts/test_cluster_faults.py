@@ -4,13 +4,12 @@ itself (real raylets, a node killed) is scripts/try_cluster.sh."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 from mlflow.tracking import MlflowClient
 
 from minesearch.config import load_spec
@@ -20,12 +19,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cluster_faults.py"
 
 @pytest.fixture(scope="module")
 def faults() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cluster_faults", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.mark.parametrize("preset", ["fault", "soak"])

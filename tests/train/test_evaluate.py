@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import load_bench
 
 from minesearch.train import RetrievalScores, _evaluation, retrieval_scores
 
@@ -261,12 +261,7 @@ PML_TOL = 1e-6
 @pytest.fixture(scope="module")
 def pml_scores() -> Callable[..., dict[str, Any]]:
     """`pml_retrieval_scores` of bench/evaluation.py: the PML-based evaluation minesearch had."""
-    spec = importlib.util.spec_from_file_location("bench_evaluation", BENCH / "evaluation.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    reference: Callable[..., dict[str, Any]] = module.pml_retrieval_scores
+    reference: Callable[..., dict[str, Any]] = load_bench("evaluation").pml_retrieval_scores
     return reference
 
 
