@@ -43,7 +43,7 @@ from minesearch.train._pml_internals import collect_stats
 from minesearch.train._precision import LossScaler, Precision
 from minesearch.train._selection import Selected
 from minesearch.train._session import Session
-from minesearch.train._step import for_world, loss_and_grads
+from minesearch.train._step import StepOutcome, for_world, loss_and_grads
 from minesearch.train._telemetry import (
     Difficulty,
     SystemSampler,
@@ -269,61 +269,92 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
     state.model.train()
     rows, labels = state.parts.rows("train"), torch.from_numpy(state.train_labels)
     generator = torch.Generator().manual_seed(state.seed * 1_000_003 + epoch * 101 + state.rank)
-    started, losses, tuples, empty, samples, skipped = time.perf_counter(), [], [], 0, 0, 0
-    difficulty, telemetry_s, peak_anon = Difficulty(), 0.0, rss_anon_mb()
+    started, tally = time.perf_counter(), EpochTally()
     for step, idx in enumerate(state.batches):
         raw = state.parts.source.take(rows[idx])  # only this batch's rows are read
         x = to_device(state.preprocess(raw, True, generator), state.device)
         y = labels[idx].to(state.device)
-        warm_up(
-            state.optimizer,
-            (epoch - 1) * len(state.batches) + step,
-            state.warmup_steps,
-            state.backbone_lr,
-        )
-        state.optimizer.zero_grad(set_to_none=True)
         try:
-            outcome = loss_and_grads(
-                state.model,
-                state.loss_fn,
-                state.miner,
-                x,
-                y,
-                state.world,
-                state.precision,
-                state.scaler,
-            )
+            outcome, stepped = train_step(state, x, y, (epoch - 1) * len(state.batches) + step)
         except FloatingPointError as exc:
             raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
-        skipped += not state.scaler.step(state.optimizer)
+        tally.add(outcome, len(idx), stepped)
         if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
-            tick = time.perf_counter()
-            difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
-            if (share := nonzero_loss_share(state.loss_fn)) is not None:
-                difficulty.nonzero.append(share)
-            if peak_anon is not None:  # sampled: a worker's memory peaks inside steps
-                peak_anon = max(peak_anon, rss_anon_mb() or 0.0)
-            telemetry_s += time.perf_counter() - tick
-        losses.append(outcome.loss)
-        samples += len(idx)
+            tally.sample(state, outcome, y)
+    return tally.stats(time.perf_counter() - started, state)
+
+
+def train_step(
+    state: WorkerState, x: Any, y: torch.Tensor, global_step: int
+) -> tuple[StepOutcome, bool]:
+    """One optimiser step on one batch: the warmed-up lr, the loss and its gradients (over the
+    global batch), the (possibly scaled) step. Also says whether the step was taken: fp16 skips
+    one whose gradients overflowed."""
+    warm_up(state.optimizer, global_step, state.warmup_steps, state.backbone_lr)
+    state.optimizer.zero_grad(set_to_none=True)
+    outcome = loss_and_grads(
+        state.model,
+        state.loss_fn,
+        state.miner,
+        x,
+        y,
+        state.world,
+        state.precision,
+        state.scaler,
+    )
+    return outcome, state.scaler.step(state.optimizer)
+
+
+@dataclass
+class EpochTally:
+    """What an epoch's steps add up to: losses and tuples every step, mining difficulty and
+    memory on a sample of steps (and what sampling them cost)."""
+
+    losses: list[float] = field(default_factory=list)
+    tuples: list[int] = field(default_factory=list)
+    empty: int = 0  # steps whose miner found no tuple
+    samples: int = 0  # this worker's
+    skipped: int = 0  # fp16 steps skipped on overflow
+    difficulty: Difficulty = field(default_factory=Difficulty)
+    telemetry_s: float = 0.0
+    peak_anon: float | None = field(default_factory=rss_anon_mb)
+
+    def add(self, outcome: StepOutcome, samples: int, stepped: bool) -> None:
+        self.losses.append(outcome.loss)
+        self.samples += samples
+        self.skipped += not stepped
         if outcome.tuples is not None:
-            tuples.append(outcome.tuples)
-            empty += outcome.tuples == 0
-    seconds = time.perf_counter() - started
-    stats = {
-        "train_loss": float(np.mean(losses)),
-        "epoch_time_s": seconds,
-        "samples_per_s": samples * state.world / max(seconds, 1e-9),
-        "telemetry_share": telemetry_s / max(seconds, 1e-9),  # its cost, as a share of the epoch
-        **difficulty.shares(),
-    }
-    if peak_anon is not None:
-        stats["memory.rss_anon_peak_mb"] = peak_anon
-    if state.scaler.enabled:
-        stats |= {"skipped_steps": float(skipped), "loss_scale": state.scaler.scale}
-    if tuples:
-        stats |= {"tuples_per_batch": float(np.mean(tuples)), "empty_batches": float(empty)}
-    return stats
+            self.tuples.append(outcome.tuples)
+            self.empty += outcome.tuples == 0
+
+    def sample(self, state: WorkerState, outcome: StepOutcome, y: torch.Tensor) -> None:
+        tick = time.perf_counter()
+        self.difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
+        if (share := nonzero_loss_share(state.loss_fn)) is not None:
+            self.difficulty.nonzero.append(share)
+        if self.peak_anon is not None:  # sampled: a worker's memory peaks inside steps
+            self.peak_anon = max(self.peak_anon, rss_anon_mb() or 0.0)
+        self.telemetry_s += time.perf_counter() - tick
+
+    def stats(self, seconds: float, state: WorkerState) -> dict[str, float]:
+        stats = {
+            "train_loss": float(np.mean(self.losses)),
+            "epoch_time_s": seconds,
+            "samples_per_s": self.samples * state.world / max(seconds, 1e-9),
+            # the telemetry's cost, as a share of the epoch
+            "telemetry_share": self.telemetry_s / max(seconds, 1e-9),
+            **self.difficulty.shares(),
+        }
+        if self.peak_anon is not None:
+            stats["memory.rss_anon_peak_mb"] = self.peak_anon
+        if state.scaler.enabled:
+            stats |= {"skipped_steps": float(self.skipped), "loss_scale": state.scaler.scale}
+        if self.tuples:
+            stats |= {
+                "tuples_per_batch": float(np.mean(self.tuples)),
+                "empty_batches": float(self.empty),
+            }
+        return stats
 
 
 def unwrap(model: nn.Module) -> nn.Module:
