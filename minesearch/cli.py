@@ -229,21 +229,23 @@ def report_command(
 def ui_command(space: Path | None, tracking_uri: str | None, host: str, port: int | None) -> None:
     """Serve the MLflow UI on the store a search used and print the URL of the newest search's
     runs; Ctrl+C stops it."""
-    import signal
-    import tempfile
+    uri, search = _ui_store(space, tracking_uri)
+    if uri.startswith(("http://", "https://")):  # a server already: nothing to start
+        click.echo(_ui_url(uri.rstrip("/"), search))
+        return
+    _serve_ui(uri, host, port, search)
 
+
+def _ui_store(space: Path | None, tracking_uri: str | None) -> tuple[str, SearchResult | None]:
+    """The store to show (--tracking-uri, else the space file's, else the default) and its
+    newest search (of the space's experiment, if a space is given); bad input exits 2."""
     from minesearch.config import SpecError, load_spec
     from minesearch.tracking import (
-        ServerError,
         StoreError,
         find_search,
-        free_port,
         missing_store,
         read_search,
         resolve_tracking_uri,
-        start_server,
-        stop_group,
-        wait_until_up,
     )
 
     try:
@@ -254,14 +256,25 @@ def ui_command(space: Path | None, tracking_uri: str | None, host: str, port: in
     if (path := missing_store(uri)) is not None:
         _fail(f"error: no MLflow store at {path} (give --tracking-uri or a space file)")
     try:
-        search = read_search(uri, find_search(uri, spec.experiment if spec else None, None))
+        return uri, read_search(uri, find_search(uri, spec.experiment if spec else None, None))
     except StoreError as exc:
-        search = None
         click.echo(f"no search to show: {exc}", err=True)
-    if uri.startswith(("http://", "https://")):  # a server already: nothing to start
-        base = uri.rstrip("/")
-        click.echo(_ui_url(base, search))
-        return
+        return uri, None
+
+
+def _serve_ui(uri: str, host: str, port: int | None, search: SearchResult | None) -> None:
+    """`mlflow server` on the store until Ctrl+C or SIGTERM (exit 1 if it dies on its own)."""
+    import signal
+    import tempfile
+
+    from minesearch.tracking import (
+        ServerError,
+        free_port,
+        start_server,
+        stop_group,
+        wait_until_up,
+    )
+
     chosen = port or free_port(host)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Ctrl+C: a shell's background job inherits SIGINT ignored; the UI must stop on it anyway
