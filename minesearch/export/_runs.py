@@ -79,24 +79,9 @@ def export_run(
     except StoreError as err:
         raise ExportError(str(err)) from None
     spec = _spec(raw_spec, found.parent_run_id)
-    storage = found.parent_tags.get(names.STORAGE_TAG, "")
     answer = found.parent_tags.get(names.VERDICT_TAG) if found.via_search else None
     pretrained = answer == PRETRAINED_BETTER
-    if answer == CONTROL_BETTER:
-        found = _control_of(tracking_uri, found)
-    try:
-        parts = load_parts(spec)
-        if pretrained:
-            network, run_id, what = _pretrained(spec, parts, found)
-        else:
-            checkpoint = _checkpoint(found.trial, storage)
-            head = found.trial.recipe.head if found.trial.recipe else None
-            network = load_network(spec, parts, checkpoint, storage, head)
-            run_id, what = found.trial.run_id, _name(found.trial)
-            if answer == CONTROL_BETTER:
-                what = f"the control, {what} (it did best: the search's verdict)"
-    except (ValueError, SpecError, OSError, RuntimeError) as err:
-        raise ExportError(f"cannot rebuild {_name(found.trial)}: {err}") from None
+    parts, network, run_id, what = _rebuild(spec, found, answer, tracking_uri)
     rows = np.arange(min(EXAMPLE_ROWS, len(parts.source)))
     example = network.preprocess(parts.source.take(rows), False)
     path = export_network(network, example, fmt, out_dir, _input_column(spec))
@@ -118,6 +103,30 @@ def export_run(
     except StoreError as err:
         raise ExportError(f"exported to {out_dir}, but {err}") from None
     return Exported(path, what, logged)
+
+
+def _rebuild(
+    spec: SpaceSpec, found: FoundTrial, answer: str | None, tracking_uri: str
+) -> tuple[Parts, Network, str, str]:
+    """The network the search's verdict (`answer`, None for a trial named by id) says to keep,
+    rebuilt from its checkpoint: the data's parts, the network, the MLflow run it belongs to,
+    and how to name it."""
+    storage = found.parent_tags.get(names.STORAGE_TAG, "")
+    if answer == CONTROL_BETTER:
+        found = _control_of(tracking_uri, found)
+    try:
+        parts = load_parts(spec)
+        if answer == PRETRAINED_BETTER:
+            return (parts, *_pretrained(spec, parts, found))
+        checkpoint = _checkpoint(found.trial, storage)
+        head = found.trial.recipe.head if found.trial.recipe else None
+        network = load_network(spec, parts, checkpoint, storage, head)
+        what = _name(found.trial)
+        if answer == CONTROL_BETTER:
+            what = f"the control, {what} (it did best: the search's verdict)"
+        return parts, network, found.trial.run_id, what
+    except (ValueError, SpecError, OSError, RuntimeError) as err:
+        raise ExportError(f"cannot rebuild {_name(found.trial)}: {err}") from None
 
 
 def _pretrained(spec: SpaceSpec, parts: Parts, found: FoundTrial) -> tuple[Network, str, str]:
