@@ -17,6 +17,7 @@ from ray import tune
 
 from minesearch.config import SpaceSpec
 from minesearch.data import load_parts, summarize
+from minesearch.recipe import Setting
 from minesearch.results import SearchResult
 from minesearch.search import _state as state_files
 from minesearch.search._progress import ViewCallback, show_header, tell
@@ -80,29 +81,16 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
     setting = model_setting(spec)
     spec = with_protocol(spec, setting)  # folds, re-runs and test seeds of the setting
+    # the space as asked (before devices are resolved): what --resume compares and MLflow logs
     spec_dict = spec.model_dump(mode="json")
-    if options.resume:  # checked before Ray starts: nothing to resume is bad input
-        experiment_dir = state_files.latest(storage, spec.name)
-        saved = state_files.load_state(experiment_dir, spec_dict)
-        name = experiment_dir.name
-    else:
-        name = state_files.new_name(spec.name)
-    directory = search_directory(storage, name)
-    if directory is not None:  # checked before Ray starts, like the rest of the input
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageUnusable(
-                f"storage_path / --storage-path: cannot create {directory}: {exc.strerror}"
-            ) from None
-    log_file = None if options.verbose else log_file_for(directory, name)
+    place = locate(spec.name, spec_dict, storage, options.resume)
+    log_file = None if options.verbose else log_file_for(place.directory, place.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with ray_output_to(log_file) as ray_output:
         local = start_ray(options.address, options.ray_init)
         ray_output.divert_workers()
         spec = with_device(spec, ray.cluster_resources())
         at_once = concurrency(spec, ray.cluster_resources(), local)
-        setup = TrialSetup(spec=spec, storage_path=storage)
         header = Header(
             space=f"{spec.name} ({space_file})" if space_file else spec.name,
             data=describe_data(spec),
@@ -113,45 +101,133 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
             ray=describe_ray(local),
             log_file=str(log_file) if log_file else None,
         )
-        if options.resume:
-            parent = ParentRun.reopen(tracking_uri, saved.parent_run_id)
-            search = Search(setup, name, tracking_uri, parent, at_once, setting, options.view)
-            tell(options.view, f"resuming {experiment_dir}")
-            show_header(header, options.view)  # Tune's saved view comes back with no header
-            tuner = tune.Tuner.restore(
-                str(experiment_dir), trainable=trainable(setup), resume_unfinished=True
-            )
-            view = None
-        else:
-            parent = start_parent(spec, spec_dict, space_file, tracking_uri, at_once, storage)
-            parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
-            search = Search(setup, name, tracking_uri, parent, at_once, setting, options.view)
-            if search.directory is not None:  # resume finds local (or NFS) searches
-                state_files.save_state(
-                    search.directory, state_files.SearchState(parent.run_id, spec_dict)
-                )
-            view = search.view("trials", spec.search.trials, header)
-            tuner = new_tuner(
-                setup,
-                search.name,
-                tracking_uri,
-                parent.run_id,
-                at_once,
-                view,
-                options.verbose,
-                search.control if spec.search.control else None,
-            )
+        context = SearchContext(
+            TrialSetup(spec=spec, storage_path=storage),
+            place,
+            spec_dict,
+            tracking_uri,
+            at_once,
+            setting,
+            options,
+            header,
+        )
+        started = context.reopen() if options.resume else context.start(space_file)
+        search = started.search
         try:
             score_reference(search)
-            fit(tuner, search, view)
+            fit(started.tuner, search, started.view)
             result = after_fit(search, options.confirm)
         except SearchInterrupted:
             raise
         except BaseException:
-            parent.close("FAILED")
+            search.parent.close("FAILED")
             raise
-    parent.close("FINISHED")
-    return Finished(result, directory)
+    search.parent.close("FINISHED")
+    return Finished(result, place.directory)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a search lives in Ray storage: its Tune experiment's name and local directory, and,
+    when it is resumed, the state it was saved with."""
+
+    name: str
+    directory: Path | None  # None for remote storage (s3://, gs://, ...)
+    saved: state_files.SearchState | None = None  # set when resuming
+    experiment_dir: Path | None = None  # set when resuming
+
+
+def locate(space_name: str, spec_dict: dict[str, Any], storage: str, resume: bool) -> Place:
+    """The search's name and directory, made now: a resume with nothing to resume (or with a
+    changed space), or a storage path that cannot be made, is bad input found before Ray starts."""
+    if resume:
+        experiment_dir = state_files.latest(storage, space_name)
+        saved = state_files.load_state(experiment_dir, spec_dict)
+        name = experiment_dir.name
+    else:
+        experiment_dir, saved, name = None, None, state_files.new_name(space_name)
+    directory = search_directory(storage, name)
+    if directory is not None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnusable(
+                f"storage_path / --storage-path: cannot create {directory}: {exc.strerror}"
+            ) from None
+    return Place(name, directory, saved, experiment_dir)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A search ready to fit: what its steps share, its tuner, and the trials' view (None
+    when resumed: Tune's saved view comes back without it)."""
+
+    search: Search
+    tuner: tune.Tuner
+    view: ViewCallback | None
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a new or resumed search is started from, once Ray is up."""
+
+    setup: TrialSetup  # the space with its devices resolved, and the Ray storage
+    place: Place
+    spec_dict: dict[str, Any]  # the space as asked, before devices were resolved
+    tracking_uri: str
+    at_once: int
+    setting: Setting
+    options: SearchOptions
+    header: Header
+
+    def new_search(self, parent: ParentRun) -> Search:
+        return Search(
+            self.setup,
+            self.place.name,
+            self.tracking_uri,
+            parent,
+            self.at_once,
+            self.setting,
+            self.options.view,
+        )
+
+    def start(self, space_file: Path | None) -> Started:
+        """A new search: its MLflow parent run (with the data's summary), its saved state for
+        `--resume`, and a tuner whose first trial is the control when the space holds it."""
+        spec, spec_dict = self.setup.spec, self.spec_dict
+        parent = start_parent(
+            spec, spec_dict, space_file, self.tracking_uri, self.at_once, self.setup.storage_path
+        )
+        parent.log_data(summarize(spec, load_parts(spec)))  # the runs' Dataset column
+        search = self.new_search(parent)
+        if search.directory is not None:  # resume finds local (or NFS) searches
+            state_files.save_state(
+                search.directory, state_files.SearchState(parent.run_id, spec_dict)
+            )
+        view = search.view("trials", spec.search.trials, self.header)
+        tuner = new_tuner(
+            self.setup,
+            search.name,
+            self.tracking_uri,
+            parent.run_id,
+            self.at_once,
+            view,
+            self.options.verbose,
+            search.control if spec.search.control else None,
+        )
+        return Started(search, tuner, view)
+
+    def reopen(self) -> Started:
+        """An interrupted search: the same MLflow parent run, and Tune's saved experiment."""
+        place = self.place
+        assert place.saved is not None and place.experiment_dir is not None
+        search = self.new_search(ParentRun.reopen(self.tracking_uri, place.saved.parent_run_id))
+        tell(self.options.view, f"resuming {place.experiment_dir}")
+        show_header(self.header, self.options.view)  # Tune's saved view comes back with no header
+        tuner = tune.Tuner.restore(
+            str(place.experiment_dir), trainable=trainable(self.setup), resume_unfinished=True
+        )
+        return Started(search, tuner, None)
 
 
 def describe_data(spec: SpaceSpec) -> str:
