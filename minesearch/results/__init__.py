@@ -19,6 +19,7 @@ from minesearch.results._test_estimate import (
     confirmations,
     estimate_of,
     mean_ci95,
+    welch_half_width,
 )
 from minesearch.results._trials import (
     ROLES,
@@ -72,4 +73,5 @@ __all__ = [
     "summary_line",
     "top_recipes",
     "verdict",
+    "welch_half_width",
 ]

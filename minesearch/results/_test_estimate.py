@@ -34,6 +34,25 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def welch_half_width(*samples: list[float]) -> float:
+    """Half-width of the 95% interval of a difference of means, by Welch's t: each sample's own
+    variance, the Welch-Satterthwaite degrees of freedom. A sample of fewer than two values adds
+    nothing (the pretrained model, scored once, has no seed noise; one run cannot show its own),
+    so with one noisy sample this is the one-sample t-interval; 0 when no sample has a spread.
+
+    Why not each mean's own interval, combined: with 2 seeds each, every interval takes t at one
+    degree of freedom (12.7), and their root-sum-square is about three times Welch's width
+    (t at ~2 degrees of freedom, 4.3), so real leads were called ties (issue 19's split 1)."""
+    from scipy import stats  # only where an interval is computed: its import is slow
+
+    parts = [(statistics.variance(v) / len(v), len(v) - 1) for v in samples if len(v) >= 2]
+    se2 = sum(var for var, _ in parts)
+    if se2 == 0:
+        return 0.0
+    df = se2**2 / sum(var**2 / dof for var, dof in parts)
+    return float(stats.t.ppf(0.975, df)) * math.sqrt(se2)
+
+
 @dataclass(frozen=True)
 class Confirmation:
     """One recipe's test-split scores over the confirmation seeds."""
@@ -43,8 +62,12 @@ class Confirmation:
     scores: list[dict[str, float]]  # one per seed that finished, test.* metrics
     failed: int  # seeds whose run failed
 
+    def values(self, metric: str) -> list[float]:
+        """The seeds' test scores of `metric`."""
+        return [s[TEST_PREFIX + metric] for s in self.scores if TEST_PREFIX + metric in s]
+
     def interval(self, metric: str) -> tuple[float, float]:
-        values = [s[TEST_PREFIX + metric] for s in self.scores if TEST_PREFIX + metric in s]
+        values = self.values(metric)
         return mean_ci95(values) if values else (math.nan, math.nan)
 
 

@@ -11,8 +11,9 @@ new seeds and scored on the test classes: their mean) when it ran, else the test
 test split) validation, which selection favours and is said to do so. A tie is not a win: the
 simpler answer is kept (the pretrained model over a recipe, the control over the search's recipe).
 On the test estimate a lead within the seed noise is a tie too: a candidate displaces a simpler
-one only when its mean leads by more than the half-width of the 95% interval of the difference
-(each estimate's t-interval, combined as independent; the pretrained model has no seed noise).
+one only when its mean leads by more than the half-width of the 95% interval of the difference,
+by Welch's t (each recipe's seeds with their own variance; the pretrained model has no seed
+noise), i.e. when a two-sided Welch test at 0.05 says the means differ.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from minesearch.config.vocab import TEST_PREFIX
-from minesearch.results._test_estimate import estimate_of
+from minesearch.results._test_estimate import estimate_of, welch_half_width
 from minesearch.results._trials import SearchResult, TrialResult
 
 VerdictName = Literal["fine_tuned_better", "control_better", "pretrained_better"]
@@ -70,8 +71,7 @@ def verdict(search: SearchResult) -> Verdict | None:
         return None
     evidence, scores = shown[0][0], {k: v for k, (v, _) in shown[0][1].items()}
     sign = 1.0 if search.mode == "max" else -1.0
-    spread = _half_widths(search, evidence, best, control)
-    winner, within_noise = _winner(scores, spread, sign)
+    winner, within_noise = _winner(scores, _seed_scores(search, evidence, best, control), sign)
     chosen = scores.get(FINE_TUNED_BETTER, scores.get(CONTROL_BETTER, math.nan))
     return Verdict(
         name=winner,
@@ -86,7 +86,7 @@ def verdict(search: SearchResult) -> Verdict | None:
 
 
 def _winner(
-    scores: dict[VerdictName, float], spread: dict[VerdictName, float], sign: float
+    scores: dict[VerdictName, float], seeds: dict[VerdictName, list[float]], sign: float
 ) -> tuple[VerdictName, tuple[VerdictName, float, float] | None]:
     """The simplest candidate, displaced in turn by each less simple one whose lead over it is
     larger than the noise of the difference; and the best mean's lead when the noise kept it
@@ -94,30 +94,31 @@ def _winner(
     order = [n for n in PREFERENCE if n in scores]
     winner = order[0]
     for name in order[1:]:
-        if sign * (scores[name] - scores[winner]) > _noise(spread, name, winner):
+        if sign * (scores[name] - scores[winner]) > _noise(seeds, name, winner):
             winner = name
     best = max(order, key=lambda n: (sign * scores[n], -order.index(n)))
     if best == winner:
         return winner, None
-    return winner, (best, sign * (scores[best] - scores[winner]), _noise(spread, best, winner))
+    return winner, (best, sign * (scores[best] - scores[winner]), _noise(seeds, best, winner))
 
 
-def _noise(spread: dict[VerdictName, float], a: VerdictName, b: VerdictName) -> float:
-    return math.hypot(spread.get(a, 0.0), spread.get(b, 0.0))
+def _noise(seeds: dict[VerdictName, list[float]], a: VerdictName, b: VerdictName) -> float:
+    """The 95% half-width of a - b (Welch); 0 when neither has seeds to show a spread."""
+    return welch_half_width(seeds.get(a, []), seeds.get(b, []))
 
 
-def _half_widths(
+def _seed_scores(
     search: SearchResult, level: Evidence, best: TrialResult | None, control: TrialResult | None
-) -> dict[VerdictName, float]:
-    """Each retrained candidate's 95% half-width on the test estimate (none on other evidence,
-    and none for fewer than 2 seeds: one run cannot show its noise)."""
+) -> dict[VerdictName, list[float]]:
+    """Each retrained candidate's test scores over its seeds, on the test estimate (none on other
+    evidence: one run cannot show its noise)."""
     if level != "confirmation":
         return {}
-    found: dict[VerdictName, float] = {}
+    found: dict[VerdictName, list[float]] = {}
     for name, trial in ((FINE_TUNED_BETTER, best), (CONTROL_BETTER, control)):
         estimate = estimate_of(search, trial.recipe) if trial and trial.recipe else None
-        if estimate is not None and math.isfinite(half := estimate.interval(search.metric)[1]):
-            found[name] = half
+        if estimate is not None and len(values := estimate.values(search.metric)) >= 2:
+            found[name] = values
     return found
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from minesearch.recipe import Recipe
 from minesearch.report import format_confirmations
-from minesearch.results import Confirmation, mean_ci95, top_recipes
+from minesearch.results import Confirmation, mean_ci95, top_recipes, welch_half_width
 from minesearch.search._steps import confirmation_metrics
 
 METRIC = "mean_average_precision_at_r"
@@ -24,6 +26,38 @@ def test_mean_ci95_by_hand() -> None:
     assert half == pytest.approx(t_975_df3 * sd / 2)
     assert mean_ci95([0.5, 0.5]) == (0.5, 0.0)
     assert math.isnan(mean_ci95([0.5])[1])
+
+
+def test_welch_half_width_by_hand() -> None:
+    """Two seeds each: s1^2 = 2e-4, s2^2 = 8e-5 (from the pairs below); Welch-Satterthwaite
+    df = (a + b)^2 / (a^2 + b^2) with a = 1e-4, b = 4e-5 (each dof 1): 1.6897."""
+    a, b = 1e-4, 4e-5
+    df = (a + b) ** 2 / (a**2 + b**2)
+    want = float(stats.t.ppf(0.975, df)) * math.sqrt(a + b)
+    assert welch_half_width([0.30, 0.32], [0.40, 0.4 + math.sqrt(2 * 8e-5)]) == pytest.approx(want)
+    assert welch_half_width([0.3], [0.5]) == 0.0  # single runs: no spread to show
+    assert welch_half_width([0.3, 0.3], [0.5, 0.5]) == 0.0
+
+
+@pytest.mark.parametrize("sizes", [(2, 2), (3, 3), (2, 5), (4, 3)])
+def test_welch_half_width_is_scipys_welch_interval(sizes: tuple[int, int]) -> None:
+    """The interval scipy's Welch test gives for the difference of means, and a lead beyond it
+    exactly when the two-sided Welch p-value is under 0.05."""
+    rng = np.random.default_rng(sum(sizes))
+    for _ in range(20):
+        x = rng.normal(0.30, rng.uniform(0.001, 0.03), sizes[0])
+        y = rng.normal(0.31, rng.uniform(0.001, 0.03), sizes[1])
+        found = stats.ttest_ind(x, y, equal_var=False)
+        low, high = found.confidence_interval(0.95)
+        half = welch_half_width(list(x), list(y))
+        assert half == pytest.approx((high - low) / 2, rel=1e-9)
+        assert (abs(x.mean() - y.mean()) > half) == (found.pvalue < 0.05)
+
+
+def test_welch_against_a_score_without_noise_is_the_one_sample_interval() -> None:
+    x = [0.31, 0.33, 0.30]
+    low, high = stats.ttest_1samp(x, 0.28).confidence_interval(0.95)
+    assert welch_half_width(x, [0.28]) == pytest.approx((high - low) / 2, rel=1e-9)
 
 
 def test_top_recipes_skips_repeats() -> None:

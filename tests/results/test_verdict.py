@@ -91,6 +91,31 @@ def test_a_lead_within_the_seed_noise_keeps_the_simpler_answer() -> None:
     assert "(chosen led by +0.0300, within the seed noise ±0.1271" in line
 
 
+def test_a_lead_beyond_welchs_interval_wins_over_the_control() -> None:
+    """Issue 19's split 1, in round numbers: the chosen recipe retrained on 2 seeds leads the
+    control's 2 seeds by 0.022, each recipe's seeds 0.006 apart. Welch's interval of the
+    difference (df ~2, t 4.3) is +-0.018: the chosen recipe wins. Each mean's own interval
+    (t at 1 df, 12.7), combined, would have been +-0.054 and called it a tie."""
+    estimates = [
+        trial(f"e{i}", "confirm", recipe, **{f"test.{MAP}": v})
+        for i, (recipe, v) in enumerate(
+            [(RECIPE, 0.438), (RECIPE, 0.444), (CONTROL, 0.416), (CONTROL, 0.422)]
+        )
+    ]
+    result = search(
+        [
+            trial("a", **selected(0.43, test=0.44)),
+            trial("c", "control", CONTROL, **selected(0.42, 0.42)),
+            *estimates,
+        ],
+        {MAP: 0.38, f"test.{MAP}": 0.37},
+    )
+    found = verdict(result)
+    assert found is not None and found.evidence == "confirmation"
+    assert found.name == "fine_tuned_better" and found.within_noise is None
+    assert abs(found.control_margin - 0.022) < 1e-9
+
+
 def test_mode_min_flips_the_sign() -> None:
     result = SearchResult(
         "u", "e", "0", "p", "s", MAP, "min", [trial("a", **selected(0.2))], {MAP: 0.3}
