@@ -167,7 +167,7 @@ def isolated_space(space: Path, work: Path) -> tuple[Path, str]:
 
 
 def read_back(uri: str) -> dict[str, Any]:
-    from minesearch.results import summary_line, verdict
+    from minesearch.results import CANDIDATE, summary_line, verdict
     from minesearch.tracking import find_search, read_search
 
     search = read_search(uri, find_search(uri, None, None))
@@ -179,6 +179,7 @@ def read_back(uri: str) -> dict[str, Any]:
         # retrained means when it ran): its answer, which need not be the val-chosen trial
         "verdict": summary_line(found) if found else None,
         "verdict_lines": list(found.lines) if found else [],
+        "kept": CANDIDATE[found.name] if found else None,  # chosen, control or pretrained
         "trials": len(search.searched),
         "chosen": best.label if best else None,
         "chosen_epoch": best.selected_epoch if best else None,
@@ -229,11 +230,17 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
         last = plain["epochs"][-1]
         gap = search["chosen_test"] - last["test"]
         ratio = search["wall_s"] / plain["wall_s"]
+        lines += [f"search test MAP@R - plain's (epoch {last['epoch']}): {gap:+.4f}"]
+        # the search's answer is the model its verdict keeps (and exports), which need not be
+        # the val-chosen trial: the control, or the pretrained model itself
+        kept = search.get("kept")
+        if kept is not None and search.get(f"{kept}_test") is not None:
+            gap = search[f"{kept}_test"] - last["test"]
+            lines += [f"  the verdict keeps the {kept}: its test MAP@R - plain's: {gap:+.4f}"]
         ok = "met" if gap > 0 and ratio <= 4 else "NOT met"
         lines += [
-            f"search test MAP@R - plain's (epoch {last['epoch']}): {gap:+.4f}",
             f"wall(search) / wall(plain): {ratio:.2f}x",
-            f"issue 19's target (search beats plain on test, wall <= 4x): {ok}",
+            f"issue 19's target (the search's answer beats plain on test, wall <= 4x): {ok}",
         ]
     return "\n".join(lines)
 

@@ -85,3 +85,20 @@ def test_the_report_states_the_gap_and_the_wall_ratio() -> None:
     text = bench.report(Path("s.yaml"), plain, search)
     assert "search test MAP@R - plain's (epoch 1): +0.0500" in text
     assert "wall(search) / wall(plain): 5.00x" in text and "NOT met" in text
+    assert "the verdict keeps" not in text  # no verdict read back: the val-chosen trial
+
+
+def test_the_report_judges_the_model_the_verdict_keeps() -> None:
+    """The search's answer is what its verdict keeps: here the pretrained model, whose test
+    score (0.43) beats plain's last epoch (0.40) while the val-chosen trial's (0.39) does not."""
+    bench = load_bench("practitioner")
+    row = {"val": 0.5, "test": 0.4, "val_p1": 0.6, "test_p1": 0.5, "train_s": 1.0, "loss": 1.0}
+    plain = {"wall_s": 100.0, "cpu_s": 150.0, "steps": 3, "epochs": [{**row, "epoch": 3}]}
+    search = {"wall_s": 300.0, "trials": 6, "chosen": "NTXent", "chosen_epoch": 2}
+    search |= {"chosen_val": 0.55, "chosen_test": 0.39, "control_val": 0.5}
+    search |= {"control_test": 0.38, "pretrained_val": 0.5, "pretrained_test": 0.43}
+    search |= {"kept": "pretrained"}
+    text = bench.report(Path("s.yaml"), plain, search)
+    assert "search test MAP@R - plain's (epoch 3): -0.0100" in text
+    assert "the verdict keeps the pretrained: its test MAP@R - plain's: +0.0300" in text
+    assert "(the search's answer beats plain on test, wall <= 4x): met" in text

@@ -34,6 +34,7 @@ from minesearch.results._trials import (
     top_recipes,
 )
 from minesearch.results._verdict import (
+    CANDIDATE,
     CONTROL_BETTER,
     FINE_TUNED_BETTER,
     PRETRAINED_BETTER,
@@ -46,6 +47,7 @@ from minesearch.results._verdict import (
 
 __all__ = [
     "ALPHA",
+    "CANDIDATE",
     "CONTROL_BETTER",
     "FINE_TUNED_BETTER",
     "PRETRAINED_BETTER",
