@@ -33,6 +33,40 @@ ProcessProbe = Callable[[str, float], dict[int, str]]
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
+# A `python:` backbone for digits whose training steps sleep: tests that must act while a trial
+# runs (a signal to the driver, a SIGKILL to the trial's process) get a window of seconds. A
+# digits trial trains in ~1 s in its Tune actor, and on a loaded machine it could end before the
+# test acted (CI saw it). Sleeping uses none of the 2 cores the trials share; evaluation and the
+# export's trace run at full speed.
+SLOW_NET = """
+import time
+
+from torch import nn
+
+
+class SlowMLP(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU())
+
+    def forward(self, x):
+        if self.training:
+            time.sleep(SECONDS)
+        return self.net(x)
+
+
+def build(inputs):
+    return SlowMLP(inputs.hidden_dim), inputs.hidden_dim
+"""
+
+
+def slow_backbone(folder: Path, seconds_per_step: float = 0.03) -> str:
+    """Writes the slow network beside a space file in `folder`; returns its `model.backbone`
+    (~50 steps an epoch on digits with batches of 24: 0.03 s a step is ~1.5 s an epoch)."""
+    (folder / "slow_net.py").write_text(SLOW_NET.replace("SECONDS", repr(seconds_per_step)))
+    return "python:slow_net.py:build"
+
+
 def load_script(path: Path, name: str | None = None, *, with_siblings: bool = False) -> ModuleType:
     """A script that is not in a package (bench/, scripts/, a stub) as a module, once per session.
 

@@ -14,37 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ProcessProbe, pids_mentioning
+from conftest import ProcessProbe, pids_mentioning, slow_backbone
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 TRIALS, EPOCHS = 4, 3
 CLI = [sys.executable, "-m", "minesearch"]
-# The window for the signal. A digits trial trains in ~1 s in its Tune actor, so on a loaded
-# machine all four could end between "one finished, another started" and the signal (CI saw it).
-# Each training step sleeps instead: ~50 steps an epoch make a trial ~5 s longer, without using
-# the 2 cores that the trials share. Evaluation and the export's trace run at full speed.
-SLOW_NET = """
-import time
-
-from torch import nn
-
-
-class SlowMLP(nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU())
-
-    def forward(self, x):
-        if self.training:
-            time.sleep(0.03)
-        return self.net(x)
-
-
-def build(inputs):
-    return SlowMLP(inputs.hidden_dim), inputs.hidden_dim
-"""
 
 
 @pytest.fixture
@@ -61,11 +37,11 @@ def ray_root(process_probe: ProcessProbe) -> Iterator[Path]:
 
 def write_space(tmp_path: Path) -> tuple[Path, str]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    (tmp_path / "slow_net.py").write_text(SLOW_NET)
+    backbone = slow_backbone(tmp_path)  # a window of seconds for the signal
     space = {
         "name": "resume",
         "data": {"source": "digits", "split": {"val": 0.3, "test": 0.0}},
-        "model": {"backbone": "python:slow_net.py:build", "embedding_dim": 16, "hidden_dim": 32},
+        "model": {"backbone": backbone, "embedding_dim": 16, "hidden_dim": 32},
         "train": {"epochs": EPOCHS, "batch": {"classes": 4, "per_class": 6}, "workers": 1},
         "search": {
             "trials": TRIALS,

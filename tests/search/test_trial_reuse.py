@@ -19,6 +19,7 @@ import pytest
 import ray
 import yaml
 from click.testing import CliRunner
+from conftest import slow_backbone
 from mlflow.tracking import MlflowClient
 from ray.util.state import list_actors, list_placement_groups
 
@@ -115,8 +116,11 @@ def test_a_single_worker_trial_whose_process_dies_continues_from_its_checkpoint(
 ) -> None:
     """train.max_failures for a trial that trains in its Tune trial actor: Tune starts it again
     from its latest checkpoint, and MLflow has each epoch once."""
-    epochs = 16  # a window of several seconds for the killer
+    epochs = 8
     space = yaml.safe_load(write_space(tmp_path, "retry", workers=1).read_text())
+    # ~1.5 s an epoch: a window of seconds for the killer (a convnet trial's 16 epochs, ~5 s in
+    # all in its Tune actor, once ended before the killer saw epoch 1 on CI's machine)
+    space["model"]["backbone"] = slow_backbone(tmp_path)
     space["train"] |= {"epochs": epochs, "max_failures": 2}
     space["search"] |= {"trials": 1, "scheduler": {"name": "fifo"}, "params": {"lr": 3.0e-3}}
     path = tmp_path / "retry.yaml"
