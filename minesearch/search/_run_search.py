@@ -111,7 +111,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
             options,
             header,
         )
-        started = context.reopen() if options.resume else context.start(space_file)
+        started = context.reopen(*place.resumed) if place.resumed else context.start(space_file)
         search = started.search
         try:
             score_reference(search)
@@ -133,8 +133,8 @@ class Place:
 
     name: str
     directory: Path | None  # None for remote storage (s3://, gs://, ...)
-    saved: state_files.SearchState | None = None  # set when resuming
-    experiment_dir: Path | None = None  # set when resuming
+    # when resuming: Tune's experiment directory and the state saved in it
+    resumed: tuple[Path, state_files.SearchState] | None = None
 
 
 def locate(space_name: str, spec_dict: dict[str, Any], storage: str, resume: bool) -> Place:
@@ -142,10 +142,10 @@ def locate(space_name: str, spec_dict: dict[str, Any], storage: str, resume: boo
     changed space), or a storage path that cannot be made, is bad input found before Ray starts."""
     if resume:
         experiment_dir = state_files.latest(storage, space_name)
-        saved = state_files.load_state(experiment_dir, spec_dict)
+        resumed = (experiment_dir, state_files.load_state(experiment_dir, spec_dict))
         name = experiment_dir.name
     else:
-        experiment_dir, saved, name = None, None, state_files.new_name(space_name)
+        resumed, name = None, state_files.new_name(space_name)
     directory = search_directory(storage, name)
     if directory is not None:
         try:
@@ -154,7 +154,7 @@ def locate(space_name: str, spec_dict: dict[str, Any], storage: str, resume: boo
             raise StorageUnusable(
                 f"storage_path / --storage-path: cannot create {directory}: {exc.strerror}"
             ) from None
-    return Place(name, directory, saved, experiment_dir)
+    return Place(name, directory, resumed)
 
 
 @dataclass(frozen=True)
@@ -217,15 +217,13 @@ class SearchContext:
         )
         return Started(search, tuner, view)
 
-    def reopen(self) -> Started:
+    def reopen(self, experiment_dir: Path, saved: state_files.SearchState) -> Started:
         """An interrupted search: the same MLflow parent run, and Tune's saved experiment."""
-        place = self.place
-        assert place.saved is not None and place.experiment_dir is not None
-        search = self.new_search(ParentRun.reopen(self.tracking_uri, place.saved.parent_run_id))
-        tell(self.options.view, f"resuming {place.experiment_dir}")
+        search = self.new_search(ParentRun.reopen(self.tracking_uri, saved.parent_run_id))
+        tell(self.options.view, f"resuming {experiment_dir}")
         show_header(self.header, self.options.view)  # Tune's saved view comes back with no header
         tuner = tune.Tuner.restore(
-            str(place.experiment_dir), trainable=trainable(self.setup), resume_unfinished=True
+            str(experiment_dir), trainable=trainable(self.setup), resume_unfinished=True
         )
         return Started(search, tuner, None)
 
