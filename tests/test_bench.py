@@ -30,6 +30,15 @@ def test_telemetry_overhead_bench_runs(capsys: pytest.CaptureFixture[str]) -> No
     assert "contrastive+batchhard" in out and "%" in out
 
 
+def test_optimizer_step_bench_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.argv", ["optimizer_step.py", "--threads", "1", "--repeats", "1"])
+    load_bench("optimizer_step").main()
+    out = capsys.readouterr().out
+    assert "fused / default" in out and "22.7 M parameters" in out
+
+
 def test_evaluation_bench_quick_mode_runs(capsys: pytest.CaptureFixture[str]) -> None:
     """Both arms in their own processes on one small case; their scores must agree."""
     agree = load_bench("evaluation").main(quick=True)
