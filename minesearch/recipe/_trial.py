@@ -30,6 +30,9 @@ class TrialConfig:
     # Class folds trained in lockstep (None: the space's search.folds). The test estimate trains
     # the one split (1): its models are scored on the test classes, not compared on folds.
     folds: int | None = None
+    # Epochs to train (None: the space's train.epochs). The test estimate retrains a recipe for
+    # as many epochs as its trial was selected at: the model it estimates is that epoch's.
+    epochs: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,16 +40,18 @@ class TrialConfig:
             "seed": self.seed,
             "control": self.control,
             "folds": self.folds,
+            "epochs": self.epochs,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
-        seed, folds = data.get("seed"), data.get("folds")
+        seed, folds, epochs = data.get("seed"), data.get("folds"), data.get("epochs")
         return cls(
             recipe=Recipe.from_dict(dict(data["recipe"])),
             seed=None if seed is None else int(seed),
             control=bool(data.get("control", False)),
             folds=None if folds is None else int(folds),
+            epochs=None if epochs is None else int(epochs),
         )
 
     def to_config(self) -> dict[str, Any]:

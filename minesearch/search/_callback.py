@@ -18,7 +18,7 @@ from minesearch.config.vocab import EPOCH, SELECTED_EPOCH
 from minesearch.recipe import TrialConfig
 from minesearch.results import Role
 from minesearch.search._ray_internals import tune_checkpoint_path
-from minesearch.search._recipe_search import stopped_early
+from minesearch.search._recipe_search import budget_of, stopped_early
 from minesearch.search._train_run import CHECKPOINT_KEY
 from minesearch.tracking import ChildRuns, names
 from minesearch.train import CHECKPOINT_RANK
@@ -49,7 +49,8 @@ class MlflowTrialCallback(Callback):
         role: Role = "trial",
     ) -> None:
         self.children = ChildRuns(tracking_uri, parent_run_id, role, trial_params)
-        self.epochs = epochs  # the full budget: a trial that ends before it was stopped early
+        # the full budget (unless a trial has its own): a trial that ends before it was stopped
+        self.epochs = epochs
         self.runs: dict[str, str] = {}  # trial id -> run id
         self.last_step: dict[str, int] = {}  # per run: epochs already in MLflow (restarts repeat)
         self.total_trials = 0  # Tune's num_samples, from setup()
@@ -109,7 +110,8 @@ class MlflowTrialCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        stopped = stopped_early(trial.last_result or {}, self.epochs)
+        budget = budget_of(trial.config, self.epochs)
+        stopped = stopped_early(trial.last_result or {}, budget)
         self.children.finish(self.run_id(trial), stopped_early=stopped)
 
     def on_trial_error(

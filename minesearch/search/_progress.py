@@ -25,7 +25,7 @@ from rich.live import Live
 
 from minesearch.config.vocab import EPOCH, SELECTED_PREFIX
 from minesearch.recipe import TrialConfig
-from minesearch.search._recipe_search import stopped_early
+from minesearch.search._recipe_search import budget_of, stopped_early
 from minesearch.search._view import (
     Header,
     Scores,
@@ -208,14 +208,14 @@ class ViewCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         view = self.open()
-        self._event(view.start(trial.trial_id, recipe_label(trial.config)))
+        self._event(view.start(trial.trial_id, *line_of(trial, view)))
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
         view = self.open()
         if trial.trial_id not in view.trials:  # a resumed trial seen first by its result
-            self._event(view.start(trial.trial_id, recipe_label(trial.config)))
+            self._event(view.start(trial.trial_id, *line_of(trial, view)))
         view.epoch(trial.trial_id, scores(result, view.metric))
         if self.output is not None:
             self.output.refresh()
@@ -236,9 +236,15 @@ class ViewCallback(Callback):
         self.close()
 
 
+def line_of(trial: Trial, view: SearchView) -> tuple[str, float | None, int]:
+    """What a trial's line starts with: its recipe, no clock (now), and its epochs."""
+    return recipe_label(trial.config), None, budget_of(trial.config, view.epochs)
+
+
 def completed(trial: Trial, epochs: int) -> Status:
     """A trial that ended without an error: stopped early by the scheduler, or finished."""
-    return "pruned" if stopped_early(trial.last_result or {}, epochs) else "finished"
+    budget = budget_of(trial.config, epochs)
+    return "pruned" if stopped_early(trial.last_result or {}, budget) else "finished"
 
 
 def error_of(trial: Trial) -> str:

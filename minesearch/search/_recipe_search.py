@@ -261,6 +261,13 @@ class RecipeSearch(OptunaSearch):
         return False
 
 
+def budget_of(config: dict[str, Any], epochs: int) -> int:
+    """The epochs a Tune trial with this config trains unless stopped early: its own
+    `TrialConfig.epochs` (the test estimate's), else `epochs`, the space's."""
+    own = TrialConfig.from_config(config).epochs
+    return own if own is not None else epochs
+
+
 def stopped_early(result: dict[str, Any], epochs: int) -> bool:
     """A trial that ended without error before its last epoch was stopped by the scheduler."""
     return int(result.get(EPOCH, epochs)) < epochs

@@ -53,17 +53,18 @@ def run_confirm(
     uri: str,
     parent_run_id: str,
     trial_params: dict[str, Any],
-    recipes: list[Recipe],
+    recipes: list[tuple[Recipe, int | None]],
     seeds: int,
     at_once: int,
     view: ViewCallback | None = None,
 ) -> None:
-    """Train every (recipe, seed) pair to the full budget as child runs (role `confirm`); their
-    selected checkpoints are scored on the test split with the other chosen ones."""
+    """Train every (recipe, seed) pair as child runs (role `confirm`), each recipe for its
+    epochs (None: the full budget); their selected checkpoints are scored on the test split with
+    the other chosen ones."""
     spec = setup.spec
     trials = [  # the one split (folds=1): scored on the test classes, not compared on folds
-        TrialConfig(recipe, seed=seed, folds=1)
-        for recipe in recipes
+        TrialConfig(recipe, seed=seed, folds=1, epochs=epochs)
+        for recipe, epochs in recipes
         for seed in confirmation_seeds(spec.train.seed, seeds)
     ]
     callback = MlflowTrialCallback(

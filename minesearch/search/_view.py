@@ -94,10 +94,13 @@ class SearchView:
 
     # --- events: each returns the plain line to print, or None when a terminal redraw suffices
 
-    def start(self, trial_id: str, recipe: str, now: float | None = None) -> str | None:
+    def start(
+        self, trial_id: str, recipe: str, now: float | None = None, epochs: int | None = None
+    ) -> str | None:
+        """A trial's line; `epochs`: its own budget where it has one (the test estimate's)."""
         if trial_id in self.trials:  # restarted or resumed: the same line, not a new one
             return None
-        line = TrialLine(len(self.trials) + 1, trial_id, recipe, self.epochs)
+        line = TrialLine(len(self.trials) + 1, trial_id, recipe, epochs or self.epochs)
         self.trials[trial_id] = line
         self._began[trial_id] = time.monotonic() if now is None else now
         return event_line(self, line)

@@ -105,8 +105,10 @@ class ChildRuns:
             self.experiment_id, run_name=f"{prefix}{recipe.label()} ({trial_id})", tags=tags
         )
         run_id = str(run.info.run_id)
-        seed = {"seed": trial.seed} if trial.seed is not None else {}
-        log_params(self.client, run_id, {**recipe_params(recipe), **self.params, **seed})
+        own = {"seed": trial.seed} if trial.seed is not None else {}
+        if trial.epochs is not None:  # trained to its own budget, not the space's
+            own["epochs"] = trial.epochs
+        log_params(self.client, run_id, {**recipe_params(recipe), **self.params, **own})
         self.client.log_text(
             run_id, json.dumps(config, indent=2, default=str), names.TRIAL_CONFIG_ARTIFACT
         )

@@ -174,8 +174,13 @@ def check_test_split_and_confirmation(
         of_control = [r for r in every if r not in confirms]
         assert sorted(int(r.data.params["seed"]) for r in of_control) == [1000, 1001]
         assert parent.data.metrics["confirm.control.seeds"] == 2
+    # retrained to the epoch the chosen trial was selected at: the model the search keeps
+    retrain = max(1, int(best.data.metrics["selected_epoch"]))
     for run in confirms:
         assert run.info.status == "FINISHED"
+        assert run.data.params["epochs"] == str(retrain)
+        assert run.data.metrics["epoch"] == retrain
+        assert run.data.tags.get("minesearch.stopped") is None  # its own budget, not pruned
         assert {k: run.data.params[k] for k in ("loss", "miner", "lr")} == {
             k: best.data.params[k] for k in ("loss", "miner", "lr")
         }
@@ -288,8 +293,10 @@ def only_child(client: MlflowClient, parent_name: str) -> Any:
     )
     if not parents:
         raise LookupError("no parent run yet")
-    children = client.search_runs(
+    children = client.search_runs(  # the searched trial, not the test estimate's runs
         [experiment.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}'",
+        filter_string=f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}' "
+        f"and tags.`{ROLE_TAG}` = 'trial'",
     )
-    return children[0]
+    (child,) = children
+    return child

@@ -63,3 +63,32 @@ def test_a_search_costs_the_sum_of_its_runs() -> None:
     ]
     assert cost_totals(search(trials)) == {"cost.worker_seconds": 12.5, "cost.gpu_seconds": 10.0}
     assert cost_totals(search([trials[2]])) == {}
+
+
+def test_the_test_estimate_retrains_each_recipe_to_its_selected_epoch() -> None:
+    """The chosen recipe and the control, each for as many epochs as its trial was selected at
+    (epoch 0, the start, still trains 1; no selection recorded: the space's budget); the
+    control once when it is the chosen recipe; the next recipes with --confirm K."""
+    from minesearch.recipe import Recipe
+    from minesearch.results import SearchResult, TrialResult
+    from minesearch.search._steps import estimated_recipes
+
+    def run(name: str, score: float, epoch: float | None, control: bool = False) -> TrialResult:
+        recipe = Recipe("ContrastiveLoss", lr=float(len(name)) * 1e-3)
+        metrics = {"m": score} | ({} if epoch is None else {"selected_epoch": epoch})
+        return TrialResult(
+            "r" + name, name, name, "trial", "finished", {}, metrics, recipe, is_control=control
+        )
+
+    best, second, control = run("a", 0.9, 1), run("bb", 0.8, 0), run("ccc", 0.7, 3, True)
+    result = SearchResult("u", "e", "0", "p", "s", "m", "max", [control, second, best])
+    assert result.best == best and result.control == control
+    assert estimated_recipes(result, 1) == [(best.recipe, 1), (control.recipe, 3)]
+    assert estimated_recipes(result, 2) == [
+        (best.recipe, 1),
+        (second.recipe, 1),
+        (control.recipe, 3),
+    ]
+    unselected = run("a", 0.9, None, True)
+    alone = SearchResult("u", "e", "0", "p", "s", "m", "max", [unselected])
+    assert estimated_recipes(alone, 1) == [(unselected.recipe, None)]
