@@ -49,7 +49,7 @@ class MlflowTrialCallback(Callback):
         role: Role = "trial",
     ) -> None:
         self.children = ChildRuns(tracking_uri, parent_run_id, role, trial_params)
-        # the full budget (unless a trial has its own): a trial that ends before it was stopped
+        # the space's budget: a trial that ends before its own (`budget_of`) was stopped early
         self.epochs = epochs
         self.runs: dict[str, str] = {}  # trial id -> run id
         self.last_step: dict[str, int] = {}  # per run: epochs already in MLflow (restarts repeat)

@@ -208,14 +208,14 @@ class ViewCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         view = self.open()
-        self._event(view.start(trial.trial_id, *line_of(trial, view)))
+        self._event(start(view, trial))
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
     ) -> None:
         view = self.open()
         if trial.trial_id not in view.trials:  # a resumed trial seen first by its result
-            self._event(view.start(trial.trial_id, *line_of(trial, view)))
+            self._event(start(view, trial))
         view.epoch(trial.trial_id, scores(result, view.metric))
         if self.output is not None:
             self.output.refresh()
@@ -236,9 +236,10 @@ class ViewCallback(Callback):
         self.close()
 
 
-def line_of(trial: Trial, view: SearchView) -> tuple[str, float | None, int]:
-    """What a trial's line starts with: its recipe, no clock (now), and its epochs."""
-    return recipe_label(trial.config), None, budget_of(trial.config, view.epochs)
+def start(view: SearchView, trial: Trial) -> str | None:
+    """The trial's line in the view, with its recipe and its own budget of epochs."""
+    budget = budget_of(trial.config, view.epochs)
+    return view.start(trial.trial_id, recipe_label(trial.config), epochs=budget)
 
 
 def completed(trial: Trial, epochs: int) -> Status:

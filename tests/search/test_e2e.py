@@ -141,6 +141,8 @@ def check_plain_view(out: str, storage: Path) -> None:
     assert any(line.startswith("the control ranks ") for line in lines)
     estimates = [line for line in lines if re.match(r"\[\d+/\d+\] test estimate ", line)]
     assert estimates and estimates[-1].startswith(f"[{len(estimates) // 2}/{len(estimates) // 2}]")
+    # each retrain ends at its own budget (the chosen epoch): finished, never shown as pruned
+    assert all("pruned" not in line for line in estimates), estimates
 
 
 def check_test_split_and_confirmation(

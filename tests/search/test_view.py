@@ -263,3 +263,20 @@ def test_without_a_view_nothing_is_printed_and_messages_are_logged(
     assert "resuming somewhere" in caplog.messages and HEADER.lines()[0] in caplog.text
     tell("plain", "shown")
     assert capsys.readouterr().out == "shown\n"
+
+
+def test_a_retrain_with_its_own_budget_finishes_at_it(capsys: Any) -> None:
+    """A test-estimate run trains to its recipe's selected epoch (`TrialConfig.epochs`): ending
+    there it finished; a searched trial ending at the same epoch was pruned."""
+    callback = ViewCallback("test estimate", MAP, 2, 4, None, "live")
+    own = TrialConfig.from_config(CONFIG)
+    retrain = FakeTrial("r1", TrialConfig(own.recipe, seed=1000, epochs=2).to_config())
+    searched = FakeTrial("s1", CONFIG)
+    for trial in (retrain, searched):
+        callback.on_trial_start(0, [], trial)
+        callback.on_trial_result(0, [], trial, {"epoch": 2, MAP: 0.3, f"selected.{MAP}": 0.3})
+        trial.last_result = {"epoch": 2}
+        callback.on_trial_complete(0, [], trial)
+    ended = [line for line in capsys.readouterr().out.splitlines() if "epoch 2" in line]
+    assert "r1" in ended[0] and "finished" in ended[0] and "2/2" in ended[0], ended
+    assert "s1" in ended[1] and "pruned at epoch 2" in ended[1], ended
