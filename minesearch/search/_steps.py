@@ -120,14 +120,14 @@ def estimated_recipes(result: SearchResult, top: int) -> list[tuple[Recipe, int 
     """What the test estimate retrains: the chosen recipe (and the next of the top recipes, with
     `--confirm K,S`), and the control, which the verdict weighs on the same seeds and classes;
     each with the epochs to train it for (`retrain_epochs`)."""
-    trials: dict[str, TrialResult] = {}
+    chosen: dict[str, tuple[Recipe, int | None]] = {}
     for trial in [result.best, *result.ranked]:
-        if trial is not None and trial.recipe is not None and len(trials) < top:
-            trials.setdefault(recipe_key(trial.recipe), trial)
+        if trial is not None and trial.recipe is not None and len(chosen) < top:
+            chosen.setdefault(recipe_key(trial.recipe), (trial.recipe, retrain_epochs(trial)))
     control = result.control
     if control is not None and control.recipe is not None:
-        trials.setdefault(recipe_key(control.recipe), control)
-    return [(t.recipe, retrain_epochs(t)) for t in trials.values() if t.recipe is not None]
+        chosen.setdefault(recipe_key(control.recipe), (control.recipe, retrain_epochs(control)))
+    return list(chosen.values())
 
 
 def retrain_epochs(trial: TrialResult) -> int | None:

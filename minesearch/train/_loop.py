@@ -106,11 +106,10 @@ def run_worker(config: dict[str, Any], session: Session, load_data: LoadData = l
     quiet_libraries()
     spec: SpaceSpec = config["spec"]
     trial: TrialConfig = config["trial"]
-    if trial.seed is not None:  # a confirmation run repeats a recipe with other seeds
-        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"seed": trial.seed})})
-    if trial.epochs is not None:  # the test estimate trains to its recipe's selected epoch
-        train = spec.train.model_copy(update={"epochs": trial.epochs})
-        spec = spec.model_copy(update={"train": train})
+    # a test-estimate run repeats a recipe with other seeds, to the epoch its trial was selected at
+    own = {"seed": trial.seed, "epochs": trial.epochs}
+    if overrides := {k: v for k, v in own.items() if v is not None}:
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update=overrides)})
     folds = trial.folds if trial.folds is not None else (spec.search.folds or 1)
     fresh_process(spec.train.seed, max(1, int(spec.train.cpus_per_worker)))
     state = build_lockstep(spec, trial.recipe, session, load_data(spec, folds))
