@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 META_KEY = b"minesearch.table"
 TEST_PREFIX = "test."
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Table:
 def load_table(path: Path) -> Table:
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[META_KEY])
+    meta["spec"] = rooted_here(meta["spec"])
     metric = meta["metric"]
     cols = table.to_pydict()
     n = len(cols["recipe"])
@@ -124,6 +126,24 @@ def load_table(path: Path) -> Table:
             test[r, s, k, e] = test_col[i]
     seconds = cpu_seconds(cpu, wall, np.isfinite(scores))
     return Table(meta, keys, scores, test, seconds, fail_at, index)
+
+
+def rooted_here(spec: dict[str, Any]) -> dict[str, Any]:
+    """The table's space with its data path moved to this checkout when it no longer exists:
+    tabular.py records the absolute path it read, in whichever worktree built the table, and
+    the data ships in `search_spaces/` (under the same relative path, or in its data/ folder
+    for tables built before the file moved there). A table then replays in any checkout."""
+    path = (spec.get("data") or {}).get("path")
+    if not path or Path(path).exists():
+        return spec
+    shipped = ROOT / "search_spaces"
+    for here in (
+        shipped / path.rsplit("/search_spaces/", 1)[-1],
+        shipped / "data" / Path(path).name,
+    ):
+        if here.is_file():
+            return {**spec, "data": {**spec["data"], "path": str(here)}}
+    return spec
 
 
 def cpu_seconds(cpu: np.ndarray, wall: np.ndarray, ran: np.ndarray) -> np.ndarray:

@@ -31,8 +31,9 @@ retrained with R fresh seeds on the same folds; the choice is the best mean in t
 `minesearch.results.compare_to_best` cannot tell apart from the best, i.e. the best mean over those
 paired units, the search's own units included when every candidate finished them); `test_seeds` S
 (the reported estimate: the chosen recipe retrained S times on units the selection never used,
-scored on held-out classes, mean and 95% t-interval; S = 0 reports the search's best validation
-score, as the search does today).
+each to the epoch its search trial was selected at (at least 1) and scored at its best validation
+epoch up to there, as the search's test estimate retrains (`search._steps.retrain_epochs`), on
+held-out classes, mean and 95% t-interval; S = 0 reports the search's best validation score).
 
 **Held-out classes.** A table with test classes (vectors) scores each run on them at its best
 validation epoch: a test unit is any (seed, fold) run the selection did not use. Digits has no test
@@ -352,6 +353,7 @@ class Run:
     worker_s: list[float] = field(default_factory=list)
     key: list[str] = field(default_factory=list)  # the trial that reported
     score: list[float] = field(default_factory=list)  # its selection score so far
+    epoch: list[int] = field(default_factory=list)  # the epoch it reported
     done: list[bool] = field(default_factory=list)  # it has trained every epoch
     trials: int = 0  # trials started (repeats are free: not trials)
     proposals: int = 0
@@ -372,6 +374,15 @@ class Run:
             if finished:
                 done.add(key)
         return scores, done, spent
+
+    def reached(self, budget: float) -> dict[str, int]:
+        """Each trial's last epoch reported when `budget` worker-seconds were spent."""
+        last: dict[str, int] = {}
+        for ws, key, epoch in zip(self.worker_s, self.key, self.epoch, strict=True):
+            if ws > budget:
+                break
+            last[key] = epoch
+        return last
 
 
 def replay(
@@ -501,6 +512,7 @@ def replay(
             run.worker_s.append(worker_s)
             run.key.append(trial.key)
             run.score.append(trial.best)
+            run.epoch.append(epoch)
             run.done.append(epoch >= epochs)
             if stop:
                 finish(trial, epoch, failed=False)
@@ -575,7 +587,10 @@ def judge(
         used += [(s, f) for s in seeds[1:] for f in folds]
     reported, optimism, covered = best_val, best_val - truth[chosen], math.nan
     if strategy.test_seeds > 0:
-        estimate = test_estimate(table, luck, chosen, used, strategy.test_seeds, seeds, folds)
+        epochs = retrain_epochs(table, chosen, seeds[0], folds, run.reached(search_budget))
+        estimate = test_estimate(
+            table, luck, chosen, used, strategy.test_seeds, seeds, folds, epochs
+        )
         if estimate is None:
             return None
         reported, optimism, covered, test_cost = estimate
@@ -605,6 +620,18 @@ def unit_scores(table: Table, r: int, seeds: list[int], folds: list[int]) -> lis
     return out
 
 
+def retrain_epochs(
+    table: Table, r: int, seed: int, folds: list[int], reached: dict[str, int]
+) -> int:
+    """The epoch recipe r's search trial was selected at (the best of its fold-mean curve up to
+    the epoch it reached; first of ties), at least 1: what the test estimate retrains to. The
+    full budget when the trial is not among `reached` (a hand-made run)."""
+    last = reached.get(table.keys[r], table.epochs)
+    curve, _, _ = trial_curve(table, r, seed, folds)
+    filled = np.where(np.isnan(curve[: last + 1]), -np.inf, curve[: last + 1])
+    return max(1, int(np.argmax(filled)))
+
+
 def test_estimate(
     table: Table,
     luck: Luck,
@@ -613,18 +640,21 @@ def test_estimate(
     n: int,
     seeds: list[int],
     folds: list[int],
+    epochs: int | None = None,
 ) -> tuple[float, float, float, float] | None:
     """(the estimate, its optimism, the predictive check of its 95% interval, the runs' cost) from
     the first `n` of this replay's units that are fresh (not used by the selection) and on
-    held-out classes. None when fewer than 2 such units exist (no interval)."""
+    held-out classes, each run retrained for `epochs` (None: the table's budget). None when
+    fewer than 2 such units exist (no interval)."""
     from scipy import stats
 
+    last = table.epochs if epochs is None else epochs
     if luck.held_fold is None:  # test classes: every run's test score at its best val epoch
-        held = table.selected_test()[r]  # [S, K]
+        held = selected_test_to(table, r, last)  # [S, K]
         pool = [(int(s), int(k)) for s, k in luck.units]
     else:  # the held-out fold, at the epoch the selection chose
-        epoch = int(np.nanargmax(np.nanmean(table.scores[r][np.ix_(seeds, folds)], axis=(0, 1))))
-        held = table.scores[r, :, :, epoch]
+        mean = np.nanmean(table.scores[r][np.ix_(seeds, folds)], axis=(0, 1))[: last + 1]
+        held = table.scores[r, :, :, int(np.nanargmax(mean))]
         pool = [(int(s), int(k)) for s, k in luck.units if k == luck.held_fold]
     fresh = [u for u in pool if u not in used]
     if len(fresh) < max(n, 2):
@@ -638,8 +668,20 @@ def test_estimate(
     if n > 1 and len(rest):
         half = float(stats.t.ppf(0.975, n - 1)) * sd * math.sqrt(1 / n + 1 / len(rest))
         covered = float(abs(mean - rest.mean()) <= half)
-    cost = float(sum(table.run_seconds()[r][u] for u in picked))
+    cost = float(sum(table.seconds[r][u][: last + 1].sum() for u in picked))
     return mean, mean - truth, covered, cost
+
+
+def selected_test_to(table: Table, r: int, last: int) -> np.ndarray:
+    """[S, K] recipe r's runs trained to epoch `last`: each one's test score at its best
+    validation epoch among 0..last (first of ties)."""
+    if table.test is None:
+        raise ValueError(f"table {table.meta['data']!r} has no test classes")
+    val = table.scores[r, :, :, : last + 1]
+    filled = np.where(np.isnan(val), -np.inf, val)
+    best = np.argmax(filled, axis=2)
+    picked = np.take_along_axis(table.test[r, :, :, : last + 1], best[..., None], axis=2)[..., 0]
+    return np.where(np.isfinite(np.max(filled, axis=2)), picked, np.nan)
 
 
 # --- many replays, summarised -----------------------------------------------------------------

@@ -188,6 +188,16 @@ def test_quick_mode_prints_every_strategy(
     assert "today's default at 1x: median true regret" in out
 
 
+@pytest.mark.parametrize("path", sorted((BENCH / "tables").glob("*.parquet")), ids=lambda p: p.stem)
+def test_every_shipped_table_replays_in_this_checkout(replay: ModuleType, path: Path) -> None:
+    """A table records the space it was built with, data path included: one built in another
+    worktree must still find its data (shipped under search_spaces/) and its control here."""
+    table = replay.load_table(path)
+    data = table.meta["spec"]["data"]
+    assert data.get("path") is None or Path(data["path"]).is_file()
+    assert replay.control_key(table) in table.index
+
+
 # --- ASHA's rule ------------------------------------------------------------------------------
 
 
@@ -266,6 +276,7 @@ def hand_run(replay: ModuleType, table: Any, scores: dict[int, float]) -> Any:
         run.trial_epochs.append(n * table.epochs)
         run.key.append(table.keys[row])
         run.score.append(score)
+        run.epoch.append(table.epochs)
         run.done.append(True)
     return run
 
@@ -364,6 +375,38 @@ def test_the_test_estimate_covers_as_its_interval_says(replay: ModuleType, table
     )
     got = replay.test_estimate(constant, replay.Luck.draw(constant, 0), 0, [], 3, [0], [0])
     assert got[0] == pytest.approx(0.4) and got[1] == pytest.approx(0.0) and got[2] == 1.0
+
+
+def test_the_test_estimate_retrains_to_the_chosen_trials_selected_epoch(
+    replay: ModuleType, table: Any
+) -> None:
+    """The search's test estimate retrains the chosen recipe to the epoch its trial was selected
+    at (at least 1): the replay reads each fresh run's test score at its best val epoch up to
+    there, and pays for those epochs only. Recipe 0's val rises to the last epoch while its test
+    score peaks at epoch 1."""
+    rows, epochs = len(table.keys), table.epochs
+    t = synthetic(table, np.full((rows, 4, 3), 0.5), np.full((rows, 4, 3), 0.3))
+    t.scores[0] = 0.5 + 0.01 * np.arange(epochs + 1)  # val: best at the last epoch
+    t.test[0] = 0.3
+    t.test[0, :, :, 1] = 0.6
+    luck = replay.Luck.draw(t, 0)
+    assert t.test is not None and luck.held_fold is None  # test classes
+    np.testing.assert_array_equal(replay.selected_test_to(t, 0, epochs), t.selected_test()[0])
+    full = replay.test_estimate(t, luck, 0, [], 3, [0], [0])
+    capped = replay.test_estimate(t, luck, 0, [], 3, [0], [0], 1)
+    assert full[0] == pytest.approx(0.3) and capped[0] == pytest.approx(0.6)
+    assert full[3] == pytest.approx(3 * (epochs + 1)) and capped[3] == pytest.approx(3 * 2)
+    # the epoch: the trial's best up to where it got, at least 1
+    key = t.keys[0]
+    assert replay.retrain_epochs(t, 0, 0, [0], {key: epochs}) == epochs
+    assert replay.retrain_epochs(t, 0, 0, [0], {key: 2}) == 2  # stopped at epoch 2
+    assert replay.retrain_epochs(t, 0, 0, [0], {}) == epochs  # not in the run: the budget
+    t.scores[0] = 0.5 - 0.01 * np.arange(epochs + 1)  # declined from epoch 0
+    assert replay.retrain_epochs(t, 0, 0, [0], {key: epochs}) == 1
+    # a replayed search records the epochs its trials reached
+    run = replay.replay(t, replay.Strategy("s", scheduler="asha", grace=1), 0, cap=t.budget)
+    reached = run.reached(math.inf)
+    assert set(reached) == set(run.key) and max(reached.values()) == epochs
 
 
 def test_without_test_classes_a_held_out_fold_scores_at_the_selected_epoch(
