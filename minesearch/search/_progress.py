@@ -184,6 +184,8 @@ class ViewCallback(Callback):
         if total_num_samples:
             title, metric, _, epochs, header = self.settings
             self.settings = (title, metric, total_num_samples, epochs, header)
+            if self.view is not None:  # opened before the fit, to show the header first
+                self.view.total = total_num_samples
         self.open()
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:

@@ -114,12 +114,16 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         started = context.reopen(*place.resumed) if place.resumed else context.start(space_file)
         search = started.search
         try:
+            if started.view is not None:  # the header first, then the pretrained model's bar
+                started.view.open()
             score_reference(search)
             fit(started.tuner, search, started.view)
             result = after_fit(search, options.confirm)
         except SearchInterrupted:
             raise
         except BaseException:
+            if started.view is not None:  # a live view gives the terminal back
+                started.view.close()
             search.parent.close("FAILED")
             raise
     search.parent.close("FINISHED")

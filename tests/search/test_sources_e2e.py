@@ -34,6 +34,8 @@ def search(tmp_path: Path, space: dict[str, Any], *args: str) -> tuple[Any, list
         main, ["run", str(path), "--storage-path", str(tmp_path / "ray"), *args]
     )
     assert result.exit_code == 0, result.output
+    # the header first, whatever the driver tells before the trials (the pretrained model's bar)
+    assert result.output.startswith(f"search {space['name']} ("), result.output
     client = MlflowClient(space["tracking"]["uri"])
     experiment = client.get_experiment_by_name(space["name"])
     assert experiment is not None

@@ -42,10 +42,8 @@ class TinyEncoder(nn.Module):
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         self.widths.append(tuple(x["input_ids"].shape))  # type: ignore[arg-type]
         mask = x["attention_mask"]
-        if not bool(mask[:, 0].all()):  # left padding: BERT's positions start at the first token
-            positions = (mask.cumsum(1) - 1).clamp(min=0)
-        else:
-            positions = None
+        left = not bool(mask[:, 0].all())  # left padding: positions start at the first token
+        positions = (mask.cumsum(1) - 1).clamp(min=0) if left else None
         hidden = self.bert(
             input_ids=x["input_ids"], attention_mask=mask, position_ids=positions
         ).last_hidden_state
