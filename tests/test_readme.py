@@ -272,8 +272,8 @@ PLANTED = [
         "two commands",
     ),
     (
-        "minesearch run search_spaces/quickstart.yaml\n```",
-        "minesearch run search_spaces/quickstar.yaml\n```",
+        "minesearch run search_spaces/vectors.yaml\n```",
+        "minesearch run search_spaces/vector.yaml\n```",
         "two commands",
     ),
 ]
