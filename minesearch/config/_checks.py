@@ -30,6 +30,7 @@ def semantic_errors(spec: SpaceSpec) -> list[str]:
     """What needs the catalog: names, where a parameter applies, value bounds, batch vs data."""
     problems = param_errors(spec.search.params, spec.search.weight_miners)
     problems += sampler_errors(spec)
+    problems += scheduler_errors(spec)
     problems += path_errors(spec.data)
     problems += backbone_errors(spec)
     problems += head_errors(spec)
@@ -63,6 +64,17 @@ def sampler_errors(spec: SpaceSpec) -> list[str]:
         return [
             f"search.sampler.name: {name} samples ranges ({{low, high}}) and this space has none; "
             "use grid, tpe or random"
+        ]
+    return []
+
+
+def scheduler_errors(spec: SpaceSpec) -> list[str]:
+    """Patience is a rule of the search's ASHA: under fifo nothing would apply it."""
+    scheduler = spec.search.scheduler
+    if scheduler.name == "fifo" and scheduler.patience is not None:
+        return [
+            f"search.scheduler.patience: {scheduler.patience} stops trials early, which the fifo "
+            "scheduler never does; use name asha, or drop patience"
         ]
     return []
 

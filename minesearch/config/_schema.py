@@ -144,6 +144,9 @@ class SchedulerSpec(_Strict):
     name: SchedulerName = "asha"
     grace_epochs: Annotated[int, Field(ge=1)] = 1
     reduction_factor: Annotated[float, Field(gt=1)] = 2.0
+    # asha: stop a trial after this many trained epochs without a gain over its best trained
+    # epoch (selection keeps the best epoch, so the rest is paid for and set aside); None: never
+    patience: Annotated[int, Field(ge=1)] | None = None
 
 
 class RerunSpec(_Strict):

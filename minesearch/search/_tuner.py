@@ -37,6 +37,7 @@ def make_scheduler(spec: SpaceSpec) -> TrialScheduler:
         max_t=spec.train.epochs,
         grace_period=min(scheduler.grace_epochs, spec.train.epochs),
         reduction_factor=scheduler.reduction_factor,
+        patience=scheduler.patience,
     )
 
 

@@ -200,6 +200,7 @@ def test_closed_choice_lists_allowed_values() -> None:
         ({"search": {"trials": 0}}, "search.trials", 0),
         ({"search": {"concurrent": 0}}, "search.concurrent", 0),
         ({"train": {"batch": {"classes": 1}}}, "train.batch.classes", 1),
+        ({"search": {"scheduler": {"patience": 0}}}, "search.scheduler.patience", 0),
     ],
 )
 def test_too_small_counts_rejected(raw: dict[str, Any], field: str, given: int) -> None:
@@ -215,6 +216,13 @@ def test_missing_name() -> None:
 def test_split_fractions_must_leave_training_data() -> None:
     msg = one_problem({"name": "t", "data": {"split": {"val": 0.6, "test": 0.4}}})
     assert msg.startswith("data.split:") and "val + test must be < 1" in msg
+
+
+def test_patience_needs_asha() -> None:
+    msg = one_problem({"name": "t", "search": {"scheduler": {"name": "fifo", "patience": 1}}})
+    assert msg.startswith("search.scheduler.patience:") and "use name asha" in msg
+    asha = {"name": "t", "search": {"scheduler": {"name": "asha", "patience": 1}}}
+    assert parse_spec(asha).search.scheduler.patience == 1
 
 
 def test_fewer_batch_classes_than_workers() -> None:

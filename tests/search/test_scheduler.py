@@ -1,5 +1,6 @@
 """The search's ASHA: a trial that only declined below its epoch 0 is stopped at the first rung,
-the control never is, and ASHA ranks trials on the trained objective."""
+one out of patience (no gain over its best trained epoch for P epochs) is stopped, the control
+never is, and ASHA ranks trials on the trained objective."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class FakeTrial:
         self.config = TrialConfig(Recipe("NTXentLoss"), control=control).to_config()
 
 
-def asha(grace: int = 1) -> SearchASHA:
+def asha(grace: int = 1, patience: int | None = None) -> SearchASHA:
     return SearchASHA(
         search_metric=MAP,
         mode="max",
@@ -29,6 +30,7 @@ def asha(grace: int = 1) -> SearchASHA:
         max_t=4,
         grace_period=grace,
         reduction_factor=2,
+        patience=patience,
     )
 
 
@@ -85,3 +87,51 @@ def test_asha_ranks_on_the_trained_objective() -> None:
     added(scheduler, first, second)
     assert report(scheduler, first, 1, 0.60, 0.30) == TrialScheduler.CONTINUE
     assert report(scheduler, second, 1, 0.31, 0.30) == TrialScheduler.STOP
+
+
+def curve(scheduler: SearchASHA, trial: Any, trained: list[float]) -> list[str]:
+    """Each epoch's action for a trial alone in its scheduler (ASHA itself lets a lone trial
+    on until max_t, 4), given its best trained score after each epoch; epoch 0 at 0.30."""
+    added(scheduler, trial)
+    report(scheduler, trial, 0, 0.30, 0.30)
+    return [report(scheduler, trial, e, t, 0.30) for e, t in enumerate(trained, start=1)]
+
+
+GO, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+
+
+def test_patience_stops_a_trial_after_p_epochs_without_a_gain() -> None:
+    # best trained at epoch 1 (0.40); epoch 2 no better: patience 1 stops there, 2 one later
+    assert curve(asha(patience=1), FakeTrial("p1"), [0.40, 0.40, 0.45]) == [GO, STOP, GO]
+    scheduler = asha(patience=2)
+    assert curve(scheduler, FakeTrial("p2"), [0.40, 0.40, 0.40]) == [GO, GO, STOP]
+    assert scheduler.impatient == 1
+
+
+def test_a_gain_resets_patience() -> None:
+    assert curve(asha(patience=1), FakeTrial("g"), [0.40, 0.41, 0.42]) == [GO] * 3
+    # a gain at epoch 3 after a flat epoch 2 restarts the count under patience 2
+    scheduler = asha(patience=2, grace=2)  # rungs at 2 and 4
+    assert curve(scheduler, FakeTrial("r"), [0.40, 0.40, 0.42]) == [GO] * 3
+    assert scheduler.impatient == 0
+
+
+def test_without_patience_a_flat_trial_runs_on() -> None:
+    scheduler = asha()
+    assert curve(scheduler, FakeTrial("f"), [0.40, 0.40, 0.40]) == [GO] * 3
+    assert scheduler.impatient == 0
+
+
+def test_patience_never_stops_the_control() -> None:
+    flat = [0.40, 0.40, 0.40]
+    assert curve(asha(patience=1), FakeTrial("c", control=True), flat) == [GO] * 3
+
+
+def test_patience_is_per_trial() -> None:
+    scheduler = asha(patience=1)
+    first, second = FakeTrial("a"), FakeTrial("b")
+    added(scheduler, first, second)
+    assert report(scheduler, first, 1, 0.40, 0.30) == GO
+    assert report(scheduler, second, 1, 0.50, 0.30) == GO
+    assert report(scheduler, second, 2, 0.55, 0.30) == GO  # b gained; a's best is its own
+    assert report(scheduler, first, 2, 0.40, 0.30) == STOP
