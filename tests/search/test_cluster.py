@@ -7,6 +7,7 @@ afterwards on which node every Ray Train worker ran (dead actors included).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -65,13 +66,15 @@ def cluster() -> Iterator[SimulatedCluster]:
         (Path(temp_dir) / "ray").mkdir()  # where the address file goes
         sim = Cluster()
         try:
+            gcs, dashboard, agent = free_ports(3)  # not Ray's defaults: other Rays may run here
             sim.add_node(
                 num_cpus=0,
                 object_store_memory=OBJECT_STORE,
                 temp_dir=temp_dir,
+                gcs_server_port=gcs,
                 include_dashboard=True,
-                dashboard_port=free_port(),  # not Ray's defaults: other Rays may run here
-                dashboard_agent_listen_port=free_port(),
+                dashboard_port=dashboard,
+                dashboard_agent_listen_port=agent,
             )
             nodes = [
                 sim.add_node(
@@ -96,10 +99,15 @@ def cluster() -> Iterator[SimulatedCluster]:
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports, all held until all are chosen. The head's GCS port is one of them:
+    left to Ray, it once drew the very port just chosen (and released) for the dashboard, which
+    then failed to bind (CI, 2026-12-06)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def cluster_processes(temp_dir: str) -> dict[int, tuple[str, str]]:
