@@ -61,9 +61,11 @@ class Table:
         """B: the shipped space's trial-epochs (trials x epochs)."""
         return self.trials * self.epochs
 
-    def best_epoch(self) -> np.ndarray:
-        """[R, S, K] each run's best validation epoch (the first of ties; -1 if none scored)."""
-        filled = np.where(np.isnan(self.scores), -np.inf, self.scores)
+    def best_epoch(self, last: int | None = None) -> np.ndarray:
+        """[R, S, K] each run's best validation epoch among 0..last (None: all; the first of ties;
+        -1 if none scored): `last` is where a retraining to a selected epoch stops."""
+        scores = self.scores if last is None else self.scores[..., : last + 1]
+        filled = np.where(np.isnan(scores), -np.inf, scores)
         best = np.argmax(filled, axis=3)
         return np.where(np.isfinite(np.max(filled, axis=3)), best, -1)
 
@@ -73,11 +75,11 @@ class Table:
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmax(self.scores, axis=3)
 
-    def selected_test(self) -> np.ndarray:
-        """[R, S, K] each run's test score at its best validation epoch."""
+    def selected_test(self, last: int | None = None) -> np.ndarray:
+        """[R, S, K] each run's test score at its best validation epoch (among 0..last)."""
         if self.test is None:
             raise ValueError(f"table {self.meta['data']!r} has no test classes")
-        best = self.best_epoch()
+        best = self.best_epoch(last)
         picked = np.take_along_axis(self.test, np.clip(best, 0, None)[..., None], axis=3)[..., 0]
         return np.where(best >= 0, picked, np.nan)
 

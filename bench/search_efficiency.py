@@ -650,7 +650,7 @@ def test_estimate(
 
     last = table.epochs if epochs is None else epochs
     if luck.held_fold is None:  # test classes: every run's test score at its best val epoch
-        held = selected_test_to(table, r, last)  # [S, K]
+        held = table.selected_test(last)[r]  # [S, K]
         pool = [(int(s), int(k)) for s, k in luck.units]
     else:  # the held-out fold, at the epoch the selection chose
         mean = np.nanmean(table.scores[r][np.ix_(seeds, folds)], axis=(0, 1))[: last + 1]
@@ -670,18 +670,6 @@ def test_estimate(
         covered = float(abs(mean - rest.mean()) <= half)
     cost = float(sum(table.seconds[r][u][: last + 1].sum() for u in picked))
     return mean, mean - truth, covered, cost
-
-
-def selected_test_to(table: Table, r: int, last: int) -> np.ndarray:
-    """[S, K] recipe r's runs trained to epoch `last`: each one's test score at its best
-    validation epoch among 0..last (first of ties)."""
-    if table.test is None:
-        raise ValueError(f"table {table.meta['data']!r} has no test classes")
-    val = table.scores[r, :, :, : last + 1]
-    filled = np.where(np.isnan(val), -np.inf, val)
-    best = np.argmax(filled, axis=2)
-    picked = np.take_along_axis(table.test[r, :, :, : last + 1], best[..., None], axis=2)[..., 0]
-    return np.where(np.isfinite(np.max(filled, axis=2)), picked, np.nan)
 
 
 # --- many replays, summarised -----------------------------------------------------------------

@@ -391,7 +391,7 @@ def test_the_test_estimate_retrains_to_the_chosen_trials_selected_epoch(
     t.test[0, :, :, 1] = 0.6
     luck = replay.Luck.draw(t, 0)
     assert t.test is not None and luck.held_fold is None  # test classes
-    np.testing.assert_array_equal(replay.selected_test_to(t, 0, epochs), t.selected_test()[0])
+    np.testing.assert_array_equal(t.selected_test(epochs), t.selected_test())
     full = replay.test_estimate(t, luck, 0, [], 3, [0], [0])
     capped = replay.test_estimate(t, luck, 0, [], 3, [0], [0], 1)
     assert full[0] == pytest.approx(0.3) and capped[0] == pytest.approx(0.6)
