@@ -2,7 +2,8 @@
 
 `SearchResult` holds a search's parent run and every child run as a `TrialResult` (role, status,
 recipe, last metrics, checkpoint); `rank` orders them on the search metric; `confirmations`
-groups `--confirm` re-runs into mean ± 95% CI per recipe; `compare_to_best` tells which recipes,
+groups the test estimate's runs (new seeds, and the control's own run when the search did not
+choose it) into mean ± 95% CI per recipe; `compare_to_best` tells which recipes,
 scored on common random numbers, are indistinguishable from the best (paired t-test, Holm).
 `minesearch.tracking.read_search` builds it from MLflow, so a search is read the same way while it
 ends and years later.
@@ -19,6 +20,7 @@ from minesearch.results._test_estimate import (
     confirmations,
     estimate_of,
     mean_ci95,
+    unchosen_control,
     welch_half_width,
 )
 from minesearch.results._trials import (
@@ -74,6 +76,7 @@ __all__ = [
     "recipe_key",
     "summary_line",
     "top_recipes",
+    "unchosen_control",
     "verdict",
     "welch_half_width",
 ]

@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 from minesearch.config.vocab import COST_METRICS, SELECTED_EPOCH, TEST_PREFIX
-from minesearch.recipe import Recipe
 from minesearch.results import (
     SHOWN,
     Confirmation,
@@ -19,13 +18,14 @@ from minesearch.results import (
     confirmations,
     estimate_of,
     recipe_key,
+    unchosen_control,
     verdict,
 )
 from minesearch.search._control_run import run_control
 from minesearch.search._rerun import Reruns, run_reruns
 from minesearch.search._score_tasks import ScoreJob, has_reference, has_test_split, score
 from minesearch.search._search_state import Search
-from minesearch.search._test_estimate_runs import run_confirm
+from minesearch.search._test_estimate_runs import Retrain, run_confirm
 from minesearch.tracking import (
     ChildRuns,
     metric_history,
@@ -85,10 +85,9 @@ def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:
             search.tracking_uri,
             search.parent.run_id,
             params,
-            (recipes := estimated_recipes(result, top)),
-            seeds,
+            (retrains := estimated_recipes(result, top, seeds)),
             search.at_once,
-            search.view("test estimate", len(recipes) * seeds),
+            search.view("test estimate", sum(r.seeds for r in retrains)),
         )
         result = read_search(search.tracking_uri, search.parent.run_id)
     if has_test_split(search.spec):
@@ -116,18 +115,26 @@ def rerun_outcome(reruns: Reruns) -> tuple[dict[str, Any], dict[str, float], dic
     return {}, metrics, tags
 
 
-def estimated_recipes(result: SearchResult, top: int) -> list[tuple[Recipe, int | None]]:
+def estimated_recipes(result: SearchResult, top: int, seeds: int) -> list[Retrain]:
     """What the test estimate retrains: the chosen recipe (and the next of the top recipes, with
-    `--confirm K,S`), and the control, which the verdict weighs on the same seeds and classes;
-    each with the epochs to train it for (`retrain_epochs`)."""
-    chosen: dict[str, tuple[Recipe, int | None]] = {}
+    `--confirm K,S`), and the control, which the verdict weighs on the same classes; each with
+    the epochs to train it for (`retrain_epochs`) and its new seeds: `seeds`, one fewer for the
+    control when its own run is one of them (`unchosen_control`: the search did not choose it)."""
+    chosen: dict[str, TrialResult] = {}
     for trial in [result.best, *result.ranked]:
         if trial is not None and trial.recipe is not None and len(chosen) < top:
-            chosen.setdefault(recipe_key(trial.recipe), (trial.recipe, retrain_epochs(trial)))
+            chosen.setdefault(recipe_key(trial.recipe), trial)
     control = result.control
     if control is not None and control.recipe is not None:
-        chosen.setdefault(recipe_key(control.recipe), (control.recipe, retrain_epochs(control)))
-    return list(chosen.values())
+        chosen.setdefault(recipe_key(control.recipe), control)
+    own = unchosen_control(result)
+    counted = recipe_key(own.recipe) if own is not None and own.recipe is not None else None
+    retrains = [
+        Retrain(trial.recipe, retrain_epochs(trial), seeds - (key == counted))
+        for key, trial in chosen.items()
+        if trial.recipe is not None
+    ]
+    return [r for r in retrains if r.seeds > 0]
 
 
 def retrain_epochs(trial: TrialResult) -> int | None:

@@ -2,12 +2,16 @@
 the test split (`search.test_seeds`; `--confirm K,S` retrains the top K recipes instead).
 
 The seeds are new (not the search's), so a confirmation never replays the run that won the
-selection; `minesearch.results.confirmations` / `estimate_of` read the runs back as mean ± 95%
-CI per recipe, and the verdict weighs the chosen recipe and the control on them.
+selection. The control's own run, when the search did not choose it, is one of its S
+(`minesearch.results.unchosen_control`): it was fixed before the search, not picked for its
+score, so it needs S - 1 new ones. `minesearch.results.confirmations` / `estimate_of` read the
+runs back as mean ± 95% CI per recipe, and the verdict weighs the chosen recipe and the control
+on them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from minesearch.config import SpaceSpec
@@ -16,6 +20,16 @@ from minesearch.results import confirmation_seeds
 from minesearch.search._callback import MlflowTrialCallback
 from minesearch.search._progress import ViewCallback
 from minesearch.search._trial import TrialSetup, run_fixed
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """One recipe of the test estimate: the epochs to train it for (None: the space's budget)
+    and how many new seeds it needs."""
+
+    recipe: Recipe
+    epochs: int | None
+    seeds: int
 
 
 class ConfirmError(ValueError):
@@ -53,19 +67,23 @@ def run_confirm(
     uri: str,
     parent_run_id: str,
     trial_params: dict[str, Any],
-    recipes: list[tuple[Recipe, int | None]],
-    seeds: int,
+    retrains: list[Retrain],
     at_once: int,
     view: ViewCallback | None = None,
 ) -> None:
-    """Train every (recipe, seed) pair as child runs (role `confirm`), each recipe for its
-    epochs (None: the full budget); their selected checkpoints are scored on the test split with
-    the other chosen ones."""
+    """Train every (recipe, new seed) pair as child runs (role `confirm`), each recipe for its
+    epochs; their selected checkpoints are scored on the test split with the other chosen ones.
+    Recipes share seeds (the first new seed of each is the same), as trials do.
+
+    The longest retrains start first: with runs side by side, a long one left to run alone at
+    the end holds one slot while the other idles. Two slots, the chosen recipe's two 1-epoch
+    seeds and the control's 2 epochs: 3 epoch-lengths in that order, 2 with the control first."""
     spec = setup.spec
+    longest_first = sorted(retrains, key=lambda r: -(r.epochs or spec.train.epochs))
     trials = [  # the one split (folds=1): scored on the test classes, not compared on folds
-        TrialConfig(recipe, seed=seed, folds=1, epochs=epochs)
-        for recipe, epochs in recipes
-        for seed in confirmation_seeds(spec.train.seed, seeds)
+        TrialConfig(retrain.recipe, seed=seed, folds=1, epochs=retrain.epochs)
+        for retrain in longest_first
+        for seed in confirmation_seeds(spec.train.seed, retrain.seeds)
     ]
     callback = MlflowTrialCallback(
         uri, parent_run_id, trial_params, spec.train.epochs, role="confirm"

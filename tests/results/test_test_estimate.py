@@ -1,8 +1,11 @@
-"""`--confirm K,S` read back: the 95% interval against a hand computation, recipe choice, output."""
+"""The test estimate read back: the 95% interval against a hand computation, recipe choice, the
+control's own run as one of its seeds, output."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +13,17 @@ from scipy import stats
 
 from minesearch.recipe import Recipe
 from minesearch.report import format_confirmations
-from minesearch.results import Confirmation, mean_ci95, top_recipes, welch_half_width
+from minesearch.results import (
+    Confirmation,
+    SearchResult,
+    TrialResult,
+    confirmations,
+    estimate_of,
+    mean_ci95,
+    top_recipes,
+    unchosen_control,
+    welch_half_width,
+)
 from minesearch.search._steps import confirmation_metrics
 
 METRIC = "mean_average_precision_at_r"
@@ -79,3 +92,70 @@ def test_confirmation_metrics_and_table() -> None:
     table = format_confirmations([c], METRIC)
     assert f"{mean:.4f} ± {half:.4f}" in table and "(1 failed)" in table
     assert "4 new seeds per recipe" in table
+
+
+def _run(
+    name: str, role: Any, recipe: Recipe, checkpoint: str | None = "ck", **metrics: float
+) -> TrialResult:
+    return TrialResult(
+        f"run-{name}", name, name, role, "finished", {}, metrics, recipe, checkpoint=checkpoint
+    )
+
+
+CHOSEN = Recipe(loss="ContrastiveLoss", lr=1e-3)
+CONTROL = Recipe(loss="NTXentLoss", lr=2e-5, head="none")
+
+
+def _search(*trials: TrialResult) -> SearchResult:
+    return SearchResult("u", "e", "0", "p", "s", METRIC, "max", list(trials))
+
+
+def test_the_unchosen_controls_own_run_is_a_seed_of_its_estimate() -> None:
+    """The control's run scored on test joins its new seeds (mean and interval over both, as
+    Student t with 1 df); the chosen recipe's own run never joins its own."""
+    best = _run("a", "trial", CHOSEN, **{f"selected.{METRIC}": 0.5, f"test.{METRIC}": 0.9})
+    control = replace(  # proposed first inside the search, ranked second
+        _run("c", "trial", CONTROL, **{f"selected.{METRIC}": 0.4, f"test.{METRIC}": 0.30}),
+        is_control=True,
+    )
+    confirms = [
+        _run("e0", "confirm", CHOSEN, **{f"test.{METRIC}": 0.33}),
+        _run("e1", "confirm", CHOSEN, **{f"test.{METRIC}": 0.35}),
+        _run("e2", "confirm", CONTROL, **{f"test.{METRIC}": 0.32}),
+    ]
+    result = _search(best, control, *confirms)
+    assert unchosen_control(result) is control
+    estimate = estimate_of(result, CONTROL)
+    assert estimate is not None and estimate.values(METRIC) == [0.30, 0.32]
+    mean, half = estimate.interval(METRIC)
+    assert mean == pytest.approx(0.31) and half == pytest.approx(12.706204736 * 0.01, rel=1e-6)
+    chosen = estimate_of(result, CHOSEN)
+    assert chosen is not None and chosen.values(METRIC) == [0.33, 0.35]  # not 0.9
+    ranked = [(c.rank, c.recipe, c.values(METRIC)) for c in confirmations(result)]
+    assert ranked == [(1, CHOSEN, [0.33, 0.35]), (2, CONTROL, [0.30, 0.32])]
+
+
+def test_the_controls_own_run_counts_only_unchosen_scored_and_with_an_estimate() -> None:
+    control = _run("c", "control", CONTROL, **{f"selected.{METRIC}": 0.4, f"test.{METRIC}": 0.3})
+    best = _run("a", "trial", CHOSEN, **{f"selected.{METRIC}": 0.5})
+    confirm = _run("e0", "confirm", CONTROL, **{f"test.{METRIC}": 0.32})
+    assert estimate_of(_search(best, control), CONTROL) is None  # no test estimate ran
+    no_checkpoint = _run("c", "control", CONTROL, checkpoint=None, **{f"test.{METRIC}": 0.3})
+    found = estimate_of(_search(best, no_checkpoint, confirm), CONTROL)
+    assert found is not None and found.values(METRIC) == [0.32]
+    inside = TrialResult(
+        "run-c",
+        "c",
+        "c",
+        "trial",
+        "finished",
+        {},
+        {f"selected.{METRIC}": 0.6, f"test.{METRIC}": 0.3},
+        CONTROL,
+        checkpoint="ck",
+        is_control=True,
+    )
+    chosen = _search(inside, best, confirm)
+    assert chosen.best is inside and unchosen_control(chosen) is None
+    found = estimate_of(chosen, CONTROL)
+    assert found is not None and found.values(METRIC) == [0.32]

@@ -154,7 +154,8 @@ def check_test_split_and_confirmation(
     out: str,
 ) -> None:
     """The test split is scored for the best trial and the control only; `--confirm 1,2` trains
-    the best recipe (and the control) with 2 new seeds and puts mean ± 95% CI on the parent."""
+    the best recipe with 2 new seeds (the control, unless chosen, with 1: its own run is the
+    other) and puts mean ± 95% CI on the parent."""
     test_map = "test.mean_average_precision_at_r"
     best_id = parent.data.tags["best.trial_id"]
     scored = {c.data.tags[TRIAL_TAG] for c in children if test_map in c.data.metrics}
@@ -172,10 +173,13 @@ def check_test_split_and_confirmation(
     every = [r for r in nested if r.data.tags[ROLE_TAG] == "confirm"]
     confirms = [r for r in every if all(r.data.params[k] == best.data.params[k] for k in recipe)]
     assert sorted(int(r.data.params["seed"]) for r in confirms) == [1000, 1001]
-    if best.info.run_id != control.info.run_id:  # the control's estimate, on the same seeds
+    if best.info.run_id != control.info.run_id:  # the control's estimate: its own run, 1 new seed
         of_control = [r for r in every if r not in confirms]
-        assert sorted(int(r.data.params["seed"]) for r in of_control) == [1000, 1001]
+        assert sorted(int(r.data.params["seed"]) for r in of_control) == [1000]
         assert parent.data.metrics["confirm.control.seeds"] == 2
+        own = mean_ci95([control.data.metrics[test_map], of_control[0].data.metrics[test_map]])
+        assert parent.data.metrics[f"confirm.control.{test_map}.mean"] == pytest.approx(own[0])
+        assert parent.data.metrics[f"confirm.control.{test_map}.ci95"] == pytest.approx(own[1])
     # retrained to the epoch the chosen trial was selected at: the model the search keeps
     retrain = max(1, int(best.data.metrics["selected_epoch"]))
     for run in confirms:

@@ -6,6 +6,7 @@ import pytest
 
 from minesearch.config import parse_spec
 from minesearch.search import ClusterTooSmall, concurrency, resolve_storage, with_device
+from minesearch.search._test_estimate_runs import Retrain
 
 
 def spec_with(**train: object):  # type: ignore[no-untyped-def]
@@ -83,12 +84,85 @@ def test_the_test_estimate_retrains_each_recipe_to_its_selected_epoch() -> None:
     best, second, control = run("a", 0.9, 1), run("bb", 0.8, 0), run("ccc", 0.7, 3, True)
     result = SearchResult("u", "e", "0", "p", "s", "m", "max", [control, second, best])
     assert result.best == best and result.control == control
-    assert estimated_recipes(result, 1) == [(best.recipe, 1), (control.recipe, 3)]
-    assert estimated_recipes(result, 2) == [
-        (best.recipe, 1),
-        (second.recipe, 1),
-        (control.recipe, 3),
+    assert estimated_recipes(result, 1, 2) == [
+        Retrain(best.recipe, 1, 2),
+        Retrain(control.recipe, 3, 2),
+    ]
+    assert estimated_recipes(result, 2, 3) == [
+        Retrain(best.recipe, 1, 3),
+        Retrain(second.recipe, 1, 3),
+        Retrain(control.recipe, 3, 3),
     ]
     unselected = run("a", 0.9, None, True)
     alone = SearchResult("u", "e", "0", "p", "s", "m", "max", [unselected])
-    assert estimated_recipes(alone, 1) == [(unselected.recipe, None)]
+    assert estimated_recipes(alone, 1, 2) == [Retrain(unselected.recipe, None, 2)]
+
+
+def test_the_control_not_chosen_needs_one_new_seed_fewer() -> None:
+    """The control's own run is one of its seeds when the search did not choose it and it has a
+    checkpoint to score; chosen, it is retrained on all S new seeds like any chosen recipe; with
+    S = 1 its own run is its estimate and nothing of it is retrained."""
+    from minesearch.recipe import Recipe
+    from minesearch.results import SearchResult, TrialResult
+    from minesearch.search._steps import estimated_recipes
+
+    def run(
+        name: str, score: float, control: bool = False, checkpoint: str | None = "ck"
+    ) -> TrialResult:
+        recipe = Recipe("ContrastiveLoss", lr=float(len(name)) * 1e-3)
+        metrics = {"m": score, "selected_epoch": 2.0}
+        return TrialResult(
+            "r" + name,
+            name,
+            name,
+            "trial",
+            "finished",
+            {},
+            metrics,
+            recipe,
+            checkpoint=checkpoint,
+            is_control=control,
+        )
+
+    def searched(*trials: TrialResult) -> SearchResult:
+        return SearchResult("u", "e", "0", "p", "s", "m", "max", list(trials))
+
+    best, control = run("a", 0.9), run("ccc", 0.7, True)
+    assert estimated_recipes(searched(control, best), 1, 2) == [
+        Retrain(best.recipe, 2, 2),
+        Retrain(control.recipe, 2, 1),
+    ]
+    assert estimated_recipes(searched(control, best), 1, 1) == [Retrain(best.recipe, 2, 1)]
+    chosen = run("ccc", 0.95, True)
+    assert estimated_recipes(searched(chosen, best), 1, 2) == [Retrain(chosen.recipe, 2, 2)]
+    unscorable = run("ccc", 0.7, True, checkpoint=None)
+    assert estimated_recipes(searched(unscorable, best), 1, 2) == [
+        Retrain(best.recipe, 2, 2),
+        Retrain(unscorable.recipe, 2, 2),
+    ]
+
+
+def test_the_longest_retrains_start_first_on_shared_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs side by side: the control's 2 epochs start beside the chosen recipe's first 1-epoch
+    seed, not alone after both; each recipe's seeds are train.seed + 1000 + i."""
+    from minesearch.recipe import Recipe, TrialConfig
+    from minesearch.search import _test_estimate_runs
+    from minesearch.search._trial import TrialSetup
+
+    started: list[TrialConfig] = []
+    monkeypatch.setattr(
+        _test_estimate_runs,
+        "run_fixed",
+        lambda setup, name, trials, callback, at_once, view: started.extend(trials),
+    )
+    monkeypatch.setattr(_test_estimate_runs, "MlflowTrialCallback", lambda *a, **k: None)
+    spec = parse_spec({"name": "x", "train": {"epochs": 3, "seed": 7}})
+    chosen, control = Recipe("ContrastiveLoss", lr=1e-3), Recipe("NTXentLoss", lr=2e-5)
+    retrains = [Retrain(chosen, 1, 2), Retrain(control, 2, 1), Retrain(chosen, None, 1)]
+    _test_estimate_runs.run_confirm(TrialSetup(spec, "/tmp/x"), "s", "u", "p", {}, retrains, 2)
+    assert [(t.recipe, t.epochs, t.seed) for t in started] == [
+        (chosen, None, 1007),  # the space's budget, 3
+        (control, 2, 1007),
+        (chosen, 1, 1007),
+        (chosen, 1, 1008),
+    ]
