@@ -169,7 +169,10 @@ def format_reruns(search: SearchResult) -> str:
 
 def format_confirmations(confirmations: list[Confirmation], metric: str) -> str:
     seeds = max((len(c.scores) + c.failed for c in confirmations), default=0)
-    lines = [f"confirmation on the test split: {seeds} new seeds per recipe, mean ± 95% CI"]
+    lines = [  # the control's own run is one of its seeds unless chosen (results.unchosen_control)
+        f"confirmation on the test split: {seeds} seeds per recipe, mean ± 95% CI (new seeds; "
+        "the control's own run is one of its seeds unless the search chose it)"
+    ]
     lines.append(f"{'rank':>4} {'test ' + metric[:18]:>24} {'seeds':>5}  recipe")
     for c in confirmations:
         mean, half = c.interval(metric)

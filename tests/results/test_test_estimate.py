@@ -91,7 +91,7 @@ def test_confirmation_metrics_and_table() -> None:
     assert metrics["confirm.1.seeds"] == 3
     table = format_confirmations([c], METRIC)
     assert f"{mean:.4f} ± {half:.4f}" in table and "(1 failed)" in table
-    assert "4 new seeds per recipe" in table
+    assert "4 seeds per recipe" in table and "the control's own run is one of its seeds" in table
 
 
 def _run(
