@@ -94,9 +94,11 @@ def estimate_of(search: SearchResult, recipe: Recipe) -> Confirmation | None:
     the control's own run when the search did not choose it (`unchosen_control`), or None when it
     was not retrained."""
     key = recipe_key(recipe)
-    runs = [r for r in search.of_role("confirm") if r.recipe and recipe_key(r.recipe) == key]
-    if (own := unchosen_control(search)) is not None and search.of_role("confirm"):
-        runs = [own, *runs] if own.recipe and recipe_key(own.recipe) == key else runs
+    estimated = search.of_role("confirm")
+    runs = [r for r in estimated if r.recipe and recipe_key(r.recipe) == key]
+    own = unchosen_control(search)
+    if estimated and own is not None and own.recipe is not None and recipe_key(own.recipe) == key:
+        runs.insert(0, own)
     if not runs:
         return None
     finished = [_test_scores(r) for r in runs if r.status == "finished" and _test_scores(r)]
