@@ -486,3 +486,11 @@ def test_tabular_records_every_recipe_seed_fold_and_epoch(data: str, tmp_path: P
     else:
         assert t.test is None and vals[0] | vals[1] == {str(d) for d in range(10)}
     assert not out.with_name(out.name + ".partial.jsonl").exists()
+
+
+def test_a_regret_against_todays_zero_is_a_difference_not_a_ratio(replay: ModuleType) -> None:
+    """Today's median regret of 6e-7 (float noise under the printed 0.0000) once made a strategy
+    at 0.0018 read "2897.55x today's"."""
+    assert replay.against_today(0.0017, 6e-7) == "today's is 0; +0.0017"
+    assert replay.against_today(0.02, 0.04) == "0.50x today's"
+    assert replay.against_today(0.0, 0.0) == "today's is 0; +0.0000"
