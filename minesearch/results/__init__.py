@@ -21,6 +21,7 @@ from minesearch.results._test_estimate import (
     estimate_of,
     mean_ci95,
     unchosen_control,
+    unchosen_control_key,
     welch_half_width,
 )
 from minesearch.results._trials import (
@@ -77,6 +78,7 @@ __all__ = [
     "summary_line",
     "top_recipes",
     "unchosen_control",
+    "unchosen_control_key",
     "verdict",
     "welch_half_width",
 ]

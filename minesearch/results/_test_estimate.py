@@ -89,6 +89,15 @@ def unchosen_control(search: SearchResult) -> TrialResult | None:
     return control
 
 
+def unchosen_control_key(search: SearchResult) -> str | None:
+    """The recipe key of `unchosen_control`, None when there is no such run."""
+    return _key_of(unchosen_control(search))
+
+
+def _key_of(run: TrialResult | None) -> str | None:
+    return recipe_key(run.recipe) if run is not None and run.recipe is not None else None
+
+
 def estimate_of(search: SearchResult, recipe: Recipe) -> Confirmation | None:
     """`recipe`'s test estimate: its confirmation runs (new seeds, scored on the test split), with
     the control's own run when the search did not choose it (`unchosen_control`), or None when it
@@ -97,7 +106,7 @@ def estimate_of(search: SearchResult, recipe: Recipe) -> Confirmation | None:
     estimated = search.of_role("confirm")
     runs = [r for r in estimated if r.recipe and recipe_key(r.recipe) == key]
     own = unchosen_control(search)
-    if estimated and own is not None and own.recipe is not None and recipe_key(own.recipe) == key:
+    if estimated and own is not None and _key_of(own) == key:
         runs.insert(0, own)
     if not runs:
         return None
@@ -114,13 +123,9 @@ def confirmations(search: SearchResult) -> list[Confirmation]:
     (the top K distinct recipes are what `--confirm K,S` re-trains)."""
     estimated = [r.recipe for r in search.of_role("confirm") if r.recipe is not None]
     keys = {recipe_key(recipe) for recipe in estimated}
-    if keys and (own := unchosen_control(search)) is not None and own.recipe is not None:
-        keys.add(recipe_key(own.recipe))
+    if keys and (own := unchosen_control_key(search)) is not None:
+        keys.add(own)
     ranked = [t.recipe for t in search.ranked if t.recipe is not None]
     top = top_recipes(ranked, len(keys)) if keys else []
     found = [(place, estimate_of(search, recipe)) for place, recipe in enumerate(top, start=1)]
-    return [
-        replace(estimate, rank=place)
-        for place, estimate in found
-        if estimate is not None and recipe_key(estimate.recipe) in keys
-    ]
+    return [replace(estimate, rank=place) for place, estimate in found if estimate is not None]

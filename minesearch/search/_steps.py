@@ -18,7 +18,7 @@ from minesearch.results import (
     confirmations,
     estimate_of,
     recipe_key,
-    unchosen_control,
+    unchosen_control_key,
     verdict,
 )
 from minesearch.search._control_run import run_control
@@ -127,8 +127,7 @@ def estimated_recipes(result: SearchResult, top: int, seeds: int) -> list[Retrai
     control = result.control
     if control is not None and control.recipe is not None:
         chosen.setdefault(recipe_key(control.recipe), control)
-    own = unchosen_control(result)
-    counted = recipe_key(own.recipe) if own is not None and own.recipe is not None else None
+    counted = unchosen_control_key(result)
     retrains = [
         Retrain(trial.recipe, retrain_epochs(trial), seeds - (key == counted))
         for key, trial in chosen.items()
