@@ -52,6 +52,7 @@ from minesearch.train._telemetry import (
     rss_anon_mb,
     triplet_difficulty,
 )
+from minesearch.train._untrained import UntrainedScores
 
 TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
 
@@ -119,7 +120,8 @@ def run_worker(config: dict[str, Any], session: Session, load_data: LoadData = l
         # Trained to the end before its driver died: Tune still needs this trial's final result.
         report(state, session, start, {})
     elif start == 0:
-        report(state, session, 0, startup_times(config.get("trial_started"), started))
+        times = startup_times(config.get("trial_started"), started)
+        report(state, session, 0, times, untrained_scores(spec, state, session))
     for epoch in range(start + 1, spec.train.epochs + 1):
         report(state, session, epoch, train_folds(state, epoch))
 
@@ -366,17 +368,38 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def report(state: Lockstep, session: Session, epoch: int, stats: dict[str, float]) -> None:
+def untrained_scores(spec: SpaceSpec, state: Lockstep, session: Session) -> UntrainedScores | None:
+    """Where this process keeps the untrained fold models' val scores; None for a data-parallel
+    trial, whose evaluation is a collective every rank must join (`_untrained`)."""
+    if session.world != 1:
+        return None
+    folds = [(unwrap(fold.model), fold.parts) for fold in state.folds]
+    return UntrainedScores.of(spec, folds, state.lead.precision.name, state.lead.device)
+
+
+def report(
+    state: Lockstep,
+    session: Session,
+    epoch: int,
+    stats: dict[str, float],
+    untrained: UntrainedScores | None = None,
+) -> None:
     """All ranks embed a share of each fold's validation split and report (a barrier); rank 0
-    scores the gathered embeddings and writes the checkpoint."""
+    scores the gathered embeddings and writes the checkpoint. `untrained` (epoch 0 of a
+    single-worker trial): scores this process already has for an identical untrained network
+    are reported without evaluating it again."""
     lead = state.lead
     metrics: dict[str, float] = {"epoch": epoch, **stats}
     if (anon := rss_anon_mb()) is not None:
         metrics["memory.rss_anon_mb"] = anon  # this worker, now (per rank: rank 0's is logged)
     per_fold = []
-    for fold, rng in zip(state.folds, state.rngs, strict=True):
-        with rng.active(fold.device):
-            scores = evaluate(fold)
+    for k, (fold, rng) in enumerate(zip(state.folds, state.rngs, strict=True)):
+        scores = untrained.get(k) if untrained is not None else None
+        if scores is None:
+            with rng.active(fold.device):
+                scores = evaluate(fold)
+            if untrained is not None and scores is not None:
+                untrained.put(k, scores)
         if scores is not None:
             per_fold.append(scores)
     if lead.rank != 0:
