@@ -30,7 +30,7 @@ from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
 from minesearch.search._view import Header, ViewMode
-from minesearch.tracking import ParentRun, names, resolve_tracking_uri
+from minesearch.tracking import ParentRun, names, open_store_meanwhile, resolve_tracking_uri
 
 DEFAULT_STORAGE = "minesearch_runs"
 
@@ -87,7 +87,9 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     log_file = None if options.verbose else log_file_for(place.directory, place.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with ray_output_to(log_file) as ray_output:
-        local = start_ray(options.address, options.ray_init)
+        store_opened = open_store_meanwhile(tracking_uri)  # a new store is made while Ray starts
+        ray_train = not TrialSetup(spec, storage).in_actor  # a trial runs Ray Train
+        local = start_ray(options.address, options.ray_init, ray_train)
         ray_output.divert_workers()
         spec = with_device(spec, ray.cluster_resources())
         at_once = concurrency(spec, ray.cluster_resources(), local)
@@ -111,6 +113,7 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
             options,
             header,
         )
+        store_opened()
         started = context.reopen(*place.resumed) if place.resumed else context.start(space_file)
         search = started.search
         try:

@@ -118,3 +118,24 @@ def test_gpu_shares_and_precision_accepted() -> None:
     assert spec_with().train.precision == "auto"
     assert spec_with(workers=4, gpus_per_worker=0.5).train.workers == 4  # CPU only: no GPU shared
     assert parse_spec({"name": "x", "train": {"gpus_per_worker": 2}}).train.gpus_per_worker == 2
+
+
+@pytest.mark.parametrize("ray_train", [True, False])
+def test_a_local_ray_has_a_dashboard_only_for_ray_train_trials(
+    monkeypatch: pytest.MonkeyPatch, ray_train: bool
+) -> None:
+    """The dashboard serves the state API of Ray Train trials' placement-group cleaner; trials
+    that train in their actors need neither it nor the Train settings of the job's env."""
+    from minesearch.search import _ray
+
+    started: list[dict[str, Any]] = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(_ray.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(_ray.ray, "init", lambda **kwargs: started.append(kwargs))
+    assert _ray.start_ray(None, {"num_cpus": 2}, ray_train) is True
+    (kwargs,) = started
+    assert kwargs["include_dashboard"] is ray_train and kwargs["num_cpus"] == 2
+    assert ("runtime_env" in kwargs) is ray_train
+    if ray_train:
+        env = kwargs["runtime_env"]["env_vars"]
+        assert env["RAY_API_SERVER_ADDRESS"] == f"http://127.0.0.1:{kwargs['dashboard_port']}"
