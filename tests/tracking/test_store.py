@@ -46,3 +46,22 @@ def test_open_ui_command_names_the_store_only_when_it_is_not_the_default(
     assert open_ui_command(other, tmp_path) == f"minesearch ui --tracking-uri '{other}'"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", other)  # minesearch ui finds it by itself
     assert open_ui_command(other, tmp_path) == "minesearch ui"
+
+
+def test_a_store_opened_meanwhile_is_whole_when_waited_for(tmp_path: Path) -> None:
+    from minesearch.tracking import open_store_meanwhile
+    from minesearch.tracking._sqlite import _revision, head_revision
+
+    store = tmp_path / "runs" / "mlflow.db"
+    opened = open_store_meanwhile(f"sqlite:///{store}")
+    opened()
+    assert _revision(store) == head_revision()
+
+
+def test_what_opening_meanwhile_raised_is_raised_when_waited_for(tmp_path: Path) -> None:
+    from minesearch.tracking import open_store_meanwhile
+
+    (tmp_path / "a-file").write_text("not a directory")
+    opened = open_store_meanwhile(f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    with pytest.raises(OSError):
+        opened()
