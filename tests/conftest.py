@@ -29,6 +29,17 @@ def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def no_kept_untrained_scores() -> Iterator[None]:
+    """In-process trials of one test do not reuse another test's epoch-0 scores
+    (`minesearch.train._untrained`): each test's evaluations are its own."""
+    from minesearch.train._untrained import forget_untrained
+
+    forget_untrained()
+    yield
+    forget_untrained()
+
+
 ProcessProbe = Callable[[str, float], dict[int, str]]
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

@@ -22,6 +22,7 @@ from minesearch.data import Parts, load_folds, load_parts
 from minesearch.recipe import Recipe, TrialConfig
 from minesearch.train import TrainingState, fold_metric, run_in_process
 from minesearch.train._folds import GlobalRng
+from minesearch.train._untrained import forget_untrained
 
 FOLDS, EPOCHS = 3, 2
 RECIPE = Recipe("TripletMarginLoss", "DistanceWeightedMiner", {}, {}, lr=3e-3)
@@ -73,6 +74,7 @@ def separately(spec: SpaceSpec, root: Path, fold: int) -> RecordingSession:
 
     session = RecordingSession(root)
     trial = TrialConfig(RECIPE, folds=1)
+    forget_untrained()  # its epoch 0 evaluated here, not the lockstep run's scores kept
     run_in_process({"spec": spec, "trial": trial}, session, only_this_fold)
     return session
 

@@ -4,7 +4,6 @@ as if it had evaluated; a head drawn from the seed is evaluated every time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +43,6 @@ def vector_space(tmp_path: Path, head: str, folds: int | None = None) -> SpaceSp
             "search": {"folds": folds},
         }
     )
-
-
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    forget_untrained()
-    yield
-    forget_untrained()
 
 
 @pytest.fixture
@@ -152,6 +144,34 @@ def test_the_digest_sees_every_weight_and_its_name() -> None:
     values = model.state_dict().values()
     renamed.load_state_dict(dict(zip(renamed.state_dict(), values, strict=True)))
     assert weights_digest(model) != weights_digest(renamed)
+
+
+def test_the_digest_sees_buffers_that_are_not_saved() -> None:
+    def model(seed: int) -> torch.nn.Module:
+        module = torch.nn.Linear(3, 3)
+        torch.nn.init.eye_(module.weight)
+        torch.nn.init.zeros_(module.bias)
+        noise = torch.randn(3, generator=torch.Generator().manual_seed(seed))
+        module.register_buffer("noise", noise, persistent=False)
+        return module
+
+    assert weights_digest(model(0)) == weights_digest(model(0))
+    assert weights_digest(model(0)) != weights_digest(model(1))
+
+
+class WithExtraState(torch.nn.Linear):
+    def get_extra_state(self) -> Any:
+        return {"temperature": 2.0}
+
+    def set_extra_state(self, state: Any) -> None:
+        pass
+
+
+def test_state_the_digest_cannot_see_is_never_kept() -> None:
+    assert weights_digest(torch.nn.Sequential(torch.nn.Linear(3, 3), WithExtraState(3, 3))) is None
+    sparse = torch.nn.Module()
+    sparse.register_buffer("table", torch.eye(3).to_sparse())
+    assert weights_digest(sparse) is None
 
 
 class TwoRanks(RecordingSession):
