@@ -69,15 +69,26 @@ def start_ray(address: str | None, extra: dict[str, Any], ray_train: bool = True
     """Connect to a cluster or start a local Ray; True when Ray is this machine alone.
 
     A local Ray cannot grow, so a trial larger than it is an error; a cluster may autoscale.
-    `ray_train`: whether any trial runs a Ray Train job (`local_ray_options`).
+    `ray_train`: whether any trial runs a Ray Train job (`local_ray_options`); a Ray this process
+    started without what Ray Train needs is started again.
     """
     local = address is None and not os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized() and ray_train and _STARTED.get("without_dashboard"):
+        ray.shutdown()  # this process's Ray, started for in-actor trials: Ray Train needs more
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING}
         if local:
             kwargs |= local_ray_options(ray_train)
-        ray.init(address=address, **(kwargs | extra))
+        kwargs |= extra
+        ray.init(address=address, **kwargs)
+        _STARTED["without_dashboard"] = kwargs.get("include_dashboard") is False
     return local
+
+
+# Whether the Ray this process started has no dashboard (`local_ray_options`): a later search of
+# the same process (the Python API runs one after another on the same Ray) whose trials run Ray
+# Train restarts it. Process state by nature, as Ray's own is: `ray.init` is once per process.
+_STARTED: dict[str, bool] = {}
 
 
 def local_ray_options(ray_train: bool = True) -> dict[str, Any]:
@@ -89,9 +100,9 @@ def local_ray_options(ray_train: bool = True) -> dict[str, Any]:
     next trial waits forever. RAY_API_SERVER_ADDRESS names the right dashboard.
 
     A search whose trials all train in their Tune actors (`train.workers: 1`) runs no Ray Train
-    job: no cleaner, no Train settings, so no dashboard and no job runtime env. The dashboard
-    took 2 s of a local ray.init (5.1-5.4 s against 3.2-3.4 s, 2 cores) and ~1.5 CPU-s a minute;
-    without a job runtime env the first task and actor run in the workers Ray prestarted.
+    job: no cleaner, no Train settings, so no dashboard (seconds of a local ray.init, and CPU
+    while it runs: docs/measurements.md) and no job runtime env (without one, the first task and
+    actor run in the workers Ray prestarted).
     """
     if not ray_train:
         return {"include_dashboard": False}

@@ -130,6 +130,7 @@ def test_a_local_ray_has_a_dashboard_only_for_ray_train_trials(
 
     started: list[dict[str, Any]] = []
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(_ray, "_STARTED", {})
     monkeypatch.setattr(_ray.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(_ray.ray, "init", lambda **kwargs: started.append(kwargs))
     assert _ray.start_ray(None, {"num_cpus": 2}, ray_train) is True
@@ -139,3 +140,34 @@ def test_a_local_ray_has_a_dashboard_only_for_ray_train_trials(
     if ray_train:
         env = kwargs["runtime_env"]["env_vars"]
         assert env["RAY_API_SERVER_ADDRESS"] == f"http://127.0.0.1:{kwargs['dashboard_port']}"
+
+
+def test_a_ray_started_without_the_dashboard_is_restarted_for_ray_train(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Python API runs searches one after another on the process's Ray: after a search of
+    in-actor trials, a Ray Train search must not find a Ray without its dashboard."""
+    from minesearch.search import _ray
+
+    running: list[dict[str, Any]] = []  # the Ray of this process, if any: its init kwargs
+    events: list[str] = []
+
+    def init(**kwargs: Any) -> None:
+        running.append(kwargs)
+        events.append("dashboard" if kwargs["include_dashboard"] else "no dashboard")
+
+    def shutdown() -> None:
+        running.clear()
+        events.append("shutdown")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(_ray, "_STARTED", {})
+    monkeypatch.setattr(_ray.ray, "is_initialized", lambda: bool(running))
+    monkeypatch.setattr(_ray.ray, "init", init)
+    monkeypatch.setattr(_ray.ray, "shutdown", shutdown)
+    _ray.start_ray(None, {}, ray_train=False)
+    _ray.start_ray(None, {}, ray_train=False)  # the same Ray serves it
+    _ray.start_ray(None, {}, ray_train=True)
+    _ray.start_ray(None, {}, ray_train=False)  # a dashboard does no harm
+    _ray.start_ray(None, {}, ray_train=True)
+    assert events == ["no dashboard", "shutdown", "dashboard"]
