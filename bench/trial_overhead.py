@@ -27,6 +27,12 @@ controller, the worker group, the worker's imports), `setup_s` (data, model, pro
 The quickstart line compares the space as shipped, the new way, against the 2-worker arm the old
 way (the quickstart before single-worker trials), wall clock of the whole `minesearch run` (Ray's
 start, the trials, the control, the report).
+
+Two differences beyond the trial path favour the `1-new` arm (since 2026-12-06): a search with
+no Ray Train trial starts its local Ray without the dashboard (`search.local_ray_options`), and a
+reused trial process reports an identical untrained network's epoch 0 without evaluating it
+(`minesearch.train._untrained`; the `1-old` arm's new process per trial cannot). `first_report`
+and `fixed` of the arms then differ by those too, not by the trial path alone.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -84,27 +84,40 @@ def open_store(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri)
 
 
-def open_store_meanwhile(tracking_uri: str) -> Callable[[], None]:
-    """Open (and, when new, make) the store in a thread; the function returned waits for it and
-    raises what opening raised. A search starts Ray meanwhile: a new SQLite store's migrations
-    took 1.8 s of Python, ray.init 3-4 s mostly waiting on the processes it starts."""
-    failed: list[BaseException] = []
+class StoreOpening:
+    """The store being opened (and, when new, made) in a thread, started by `open_store_meanwhile`.
 
-    def opening() -> None:
+    A search starts Ray meanwhile: a new SQLite store's migrations are seconds of Python, and
+    ray.init mostly waits on the processes it starts. The thread is not a daemon, so an exiting
+    interpreter waits for it rather than leave a half-made store beside the user's."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self._failed: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._open, args=(tracking_uri,), name="minesearch-open-store"
+        )
+        self._thread.start()
+
+    def _open(self, tracking_uri: str) -> None:
         try:
             open_store(tracking_uri)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failed.append(exc)
+        except BaseException as exc:  # re-raised by `wait`, in the caller's thread
+            self._failed.append(exc)
 
-    thread = threading.Thread(target=opening, name="minesearch-open-store", daemon=True)
-    thread.start()
+    def join(self) -> None:
+        """Wait for the thread; what opening raised is left unsaid (another error is on its way)."""
+        self._thread.join()
 
-    def opened() -> None:
-        thread.join()
-        if failed:
-            raise failed[0]
+    def wait(self) -> None:
+        """Wait for the thread and raise what opening raised."""
+        self._thread.join()
+        if self._failed:
+            raise self._failed[0]
 
-    return opened
+
+def open_store_meanwhile(tracking_uri: str) -> StoreOpening:
+    """Start opening the store in a thread (`StoreOpening`)."""
+    return StoreOpening(tracking_uri)
 
 
 def existing_store(tracking_uri: str, hint: str = "give --tracking-uri") -> MlflowClient:

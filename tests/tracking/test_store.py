@@ -53,8 +53,7 @@ def test_a_store_opened_meanwhile_is_whole_when_waited_for(tmp_path: Path) -> No
     from minesearch.tracking._sqlite import _revision, head_revision
 
     store = tmp_path / "runs" / "mlflow.db"
-    opened = open_store_meanwhile(f"sqlite:///{store}")
-    opened()
+    open_store_meanwhile(f"sqlite:///{store}").wait()
     assert _revision(store) == head_revision()
 
 
@@ -62,6 +61,7 @@ def test_what_opening_meanwhile_raised_is_raised_when_waited_for(tmp_path: Path)
     from minesearch.tracking import open_store_meanwhile
 
     (tmp_path / "a-file").write_text("not a directory")
-    opened = open_store_meanwhile(f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    opening = open_store_meanwhile(f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    opening.join()  # quietly: another error is on its way
     with pytest.raises(OSError):
-        opened()
+        opening.wait()
