@@ -44,14 +44,8 @@ from minesearch.train._precision import LossScaler, Precision
 from minesearch.train._selection import Selected
 from minesearch.train._session import Session
 from minesearch.train._step import StepOutcome, for_world, loss_and_grads
-from minesearch.train._telemetry import (
-    Difficulty,
-    SystemSampler,
-    nonzero_loss_share,
-    recipe_margin,
-    rss_anon_mb,
-    triplet_difficulty,
-)
+from minesearch.train._tally import EpochTally
+from minesearch.train._telemetry import SystemSampler, recipe_margin, rss_anon_mb
 from minesearch.train._untrained import UntrainedScores
 
 TELEMETRY_EVERY = 4  # steps between two mining-telemetry samples (bench/telemetry_overhead.py)
@@ -284,8 +278,8 @@ def train_epoch(state: WorkerState, epoch: int) -> dict[str, float]:
             raise FloatingPointError(f"{exc} at epoch {epoch}, step {step}") from None
         tally.add(outcome, len(idx), stepped)
         if step % TELEMETRY_EVERY == 0:  # a sample of steps keeps it under ~2% of an epoch
-            tally.sample(state, outcome, y)
-    return tally.stats(time.perf_counter() - started, state)
+            tally.sample(outcome, y, state.margin, state.loss_fn)
+    return tally.stats(time.perf_counter() - started, state.world, state.scaler)
 
 
 def train_step(
@@ -307,58 +301,6 @@ def train_step(
         state.scaler,
     )
     return outcome, state.scaler.step(state.optimizer)
-
-
-@dataclass
-class EpochTally:
-    """What an epoch's steps add up to: losses and tuples every step, mining difficulty and
-    memory on a sample of steps (and what sampling them cost)."""
-
-    losses: list[float] = field(default_factory=list)
-    tuples: list[int] = field(default_factory=list)
-    empty: int = 0  # steps whose miner found no tuple
-    samples: int = 0  # this worker's
-    skipped: int = 0  # fp16 steps skipped on overflow
-    difficulty: Difficulty = field(default_factory=Difficulty)
-    telemetry_s: float = 0.0
-    peak_anon: float | None = field(default_factory=rss_anon_mb)
-
-    def add(self, outcome: StepOutcome, samples: int, stepped: bool) -> None:
-        self.losses.append(outcome.loss)
-        self.samples += samples
-        self.skipped += not stepped
-        if outcome.tuples is not None:
-            self.tuples.append(outcome.tuples)
-            self.empty += outcome.tuples == 0
-
-    def sample(self, state: WorkerState, outcome: StepOutcome, y: torch.Tensor) -> None:
-        tick = time.perf_counter()
-        self.difficulty.add(triplet_difficulty(outcome.embeddings, y, state.margin))
-        if (share := nonzero_loss_share(state.loss_fn)) is not None:
-            self.difficulty.nonzero.append(share)
-        if self.peak_anon is not None:  # sampled: a worker's memory peaks inside steps
-            self.peak_anon = max(self.peak_anon, rss_anon_mb() or 0.0)
-        self.telemetry_s += time.perf_counter() - tick
-
-    def stats(self, seconds: float, state: WorkerState) -> dict[str, float]:
-        stats = {
-            "train_loss": float(np.mean(self.losses)),
-            "epoch_time_s": seconds,
-            "samples_per_s": self.samples * state.world / max(seconds, 1e-9),
-            # the telemetry's cost, as a share of the epoch
-            "telemetry_share": self.telemetry_s / max(seconds, 1e-9),
-            **self.difficulty.shares(),
-        }
-        if self.peak_anon is not None:
-            stats["memory.rss_anon_peak_mb"] = self.peak_anon
-        if state.scaler.enabled:
-            stats |= {"skipped_steps": float(self.skipped), "loss_scale": state.scaler.scale}
-        if self.tuples:
-            stats |= {
-                "tuples_per_batch": float(np.mean(self.tuples)),
-                "empty_batches": float(self.empty),
-            }
-        return stats
 
 
 def unwrap(model: nn.Module) -> nn.Module:
