@@ -3,8 +3,9 @@
 The worker loop has the recipe shape: setup -> evaluate epoch 0 -> (train epoch -> evaluate ->
 report) per epoch (`_loop`). A step mines and computes the loss on the global batch through PML's
 distributed wrappers (`_step`) from class-balanced, DDP-aware batches (`_batches`), with mining
-telemetry (`_telemetry`); retrieval is scored on held-out classes (`_evaluation`); a trial's K
-class folds train in lockstep (`_folds`). `_checkpoint`
+telemetry (`_telemetry`) tallied per epoch (`_tally`); retrieval is scored on held-out classes
+(`_evaluation`); a trial's K class folds train in lockstep (`_folds`); a process keeps the scores
+of an untrained network it evaluated (`_untrained`). `_checkpoint`
 alone writes and reads a trial's checkpoint; `_score_network` loads one to score the test split (the
 driver runs it as a Ray task).
 
