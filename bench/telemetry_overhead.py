@@ -22,6 +22,7 @@ from minesearch.config import parse_spec
 from minesearch.recipe import Recipe
 from minesearch.train import WorkerState, build_state
 from minesearch.train import _loop as worker
+from minesearch.train import _tally as tally  # the epoch's telemetry samples (EpochTally.sample)
 
 MODEL = {"backbone": "convnet", "embedding_dim": 32, "hidden_dim": 64}  # the quickstart's
 RECIPES = {
@@ -57,17 +58,17 @@ def state_for(recipe: Recipe, telemetry: bool) -> WorkerState:
 
 
 def epoch_time(state: WorkerState, epoch: int, telemetry: bool) -> float:
-    saved = worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb
+    saved = tally.triplet_difficulty, tally.nonzero_loss_share, tally.rss_anon_mb
     if not telemetry:
-        worker.triplet_difficulty = lambda *args: (0, 0, 0)  # type: ignore[assignment]
-        worker.nonzero_loss_share = lambda *args: None  # type: ignore[assignment]
-        worker.rss_anon_mb = lambda: None  # type: ignore[assignment]
+        tally.triplet_difficulty = lambda *args: (0, 0, 0)
+        tally.nonzero_loss_share = lambda *args: None
+        tally.rss_anon_mb = lambda: None
     try:
         started = time.perf_counter()
         worker.train_epoch(state, epoch)
         return time.perf_counter() - started
     finally:
-        worker.triplet_difficulty, worker.nonzero_loss_share, worker.rss_anon_mb = saved
+        tally.triplet_difficulty, tally.nonzero_loss_share, tally.rss_anon_mb = saved
 
 
 def main(epochs: int = 8) -> None:
