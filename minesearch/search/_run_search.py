@@ -30,7 +30,7 @@ from minesearch.search._steps import after_fit, score_reference
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
 from minesearch.search._view import Header, ViewMode
-from minesearch.tracking import ParentRun, names, open_store_meanwhile, resolve_tracking_uri
+from minesearch.tracking import ParentRun, StoreOpening, names, resolve_tracking_uri
 
 DEFAULT_STORAGE = "minesearch_runs"
 
@@ -86,37 +86,33 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     place = locate(spec.name, spec_dict, storage, options.resume)
     log_file = None if options.verbose else log_file_for(place.directory, place.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with ray_output_to(log_file) as ray_output:
-        opening = open_store_meanwhile(tracking_uri)  # a new store is made while Ray starts
-        try:
-            ray_train = not TrialSetup(spec, storage).in_actor  # a trial runs Ray Train
-            local = start_ray(options.address, options.ray_init, ray_train)
-            ray_output.divert_workers()
-            spec = with_device(spec, ray.cluster_resources())
-            at_once = concurrency(spec, ray.cluster_resources(), local)
-            header = Header(
-                space=f"{spec.name} ({space_file})" if space_file else spec.name,
-                data=describe_data(spec),
-                trials=spec.search.trials,
-                epochs=spec.train.epochs,
-                workers=spec.train.workers,
-                store=tracking_uri,
-                ray=describe_ray(local),
-                log_file=str(log_file) if log_file else None,
-            )
-            context = SearchContext(
-                TrialSetup(spec=spec, storage_path=storage),
-                place,
-                spec_dict,
-                tracking_uri,
-                at_once,
-                setting,
-                options,
-                header,
-            )
-        except BaseException:
-            opening.join()  # no half-made store left behind; this error is the one to raise
-            raise
+    # a new store is made while Ray starts; joined on the way out, whatever ends the block
+    with ray_output_to(log_file) as ray_output, StoreOpening(tracking_uri) as opening:
+        ray_train = not TrialSetup(spec, storage).in_actor  # a trial runs Ray Train
+        local = start_ray(options.address, options.ray_init, ray_train)
+        ray_output.divert_workers()
+        spec = with_device(spec, ray.cluster_resources())
+        at_once = concurrency(spec, ray.cluster_resources(), local)
+        header = Header(
+            space=f"{spec.name} ({space_file})" if space_file else spec.name,
+            data=describe_data(spec),
+            trials=spec.search.trials,
+            epochs=spec.train.epochs,
+            workers=spec.train.workers,
+            store=tracking_uri,
+            ray=describe_ray(local),
+            log_file=str(log_file) if log_file else None,
+        )
+        context = SearchContext(
+            TrialSetup(spec=spec, storage_path=storage),
+            place,
+            spec_dict,
+            tracking_uri,
+            at_once,
+            setting,
+            options,
+            header,
+        )
         opening.wait()
         started = context.reopen(*place.resumed) if place.resumed else context.start(space_file)
         search = started.search

@@ -85,11 +85,13 @@ def open_store(tracking_uri: str) -> MlflowClient:
 
 
 class StoreOpening:
-    """The store being opened (and, when new, made) in a thread, started by `open_store_meanwhile`.
+    """The store being opened (and, when new, made) in a thread, from its construction on.
 
     A search starts Ray meanwhile: a new SQLite store's migrations are seconds of Python, and
     ray.init mostly waits on the processes it starts. The thread is not a daemon, so an exiting
-    interpreter waits for it rather than leave a half-made store beside the user's."""
+    interpreter waits for it rather than leave a half-made store beside the user's; as a context
+    manager it is joined on the way out, whatever ends the block (`wait` raises what opening
+    raised, where the caller needs the store)."""
 
     def __init__(self, tracking_uri: str) -> None:
         self._failed: list[BaseException] = []
@@ -114,10 +116,11 @@ class StoreOpening:
         if self._failed:
             raise self._failed[0]
 
+    def __enter__(self) -> StoreOpening:
+        return self
 
-def open_store_meanwhile(tracking_uri: str) -> StoreOpening:
-    """Start opening the store in a thread (`StoreOpening`)."""
-    return StoreOpening(tracking_uri)
+    def __exit__(self, *exc: object) -> None:
+        self.join()
 
 
 def existing_store(tracking_uri: str, hint: str = "give --tracking-uri") -> MlflowClient:

@@ -49,19 +49,19 @@ def test_open_ui_command_names_the_store_only_when_it_is_not_the_default(
 
 
 def test_a_store_opened_meanwhile_is_whole_when_waited_for(tmp_path: Path) -> None:
-    from minesearch.tracking import open_store_meanwhile
+    from minesearch.tracking import StoreOpening
     from minesearch.tracking._sqlite import _revision, head_revision
 
     store = tmp_path / "runs" / "mlflow.db"
-    open_store_meanwhile(f"sqlite:///{store}").wait()
+    StoreOpening(f"sqlite:///{store}").wait()
     assert _revision(store) == head_revision()
 
 
 def test_what_opening_meanwhile_raised_is_raised_when_waited_for(tmp_path: Path) -> None:
-    from minesearch.tracking import open_store_meanwhile
+    from minesearch.tracking import StoreOpening
 
     (tmp_path / "a-file").write_text("not a directory")
-    opening = open_store_meanwhile(f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
+    opening = StoreOpening(f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
     opening.join()  # quietly: another error is on its way
     with pytest.raises(OSError):
         opening.wait()
