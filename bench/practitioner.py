@@ -20,6 +20,8 @@ test MAP@R read back from MLflow (`minesearch.tracking.read_search`).
 
 The verdict issue 19 asks for: search test MAP@R minus the plain fine-tune's (its epoch 3, the
 model a practitioner keeps), and wall(search) / wall(plain) (target: > 0 at <= 4x, on 2 cores).
+With it, where the search's time went (`phases`, from its MLflow runs' times) and what the epochs
+it trained cost at plain's pace alone: the ratio the wall time cannot beat without fewer epochs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +145,15 @@ def run_search(space: Path, work: Path, log: Any = print) -> dict[str, Any]:
     command = [sys.executable, "-m", "minesearch", "run", str(copy)]
     command += ["--storage-path", str(work / "ray")]
     log(f"  search: {' '.join(command)}")
-    started = time.perf_counter()
+    launched, started = time.time(), time.perf_counter()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     (work / "search.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"minesearch run failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return {"wall_s": wall, **read_back(uri)}
+    found = read_back(uri)
+    found["phases"] = phases(launched, launched + wall, run_times(uri, found.pop("run_ids")))
+    return {"wall_s": wall, **found}
 
 
 def isolated_space(space: Path, work: Path) -> tuple[Path, str]:
@@ -172,6 +177,8 @@ def read_back(uri: str) -> dict[str, Any]:
 
     search = read_search(uri, find_search(uri, None, None))
     test = f"{TEST_PREFIX}{search.metric}"
+    runs = {search.parent_run_id: ("parent", 0)}
+    runs |= {t.run_id: (t.role, t.epochs) for t in search.trials}
     best, control = search.best, search.control
     found = verdict(search)
     return {
@@ -189,6 +196,53 @@ def read_back(uri: str) -> dict[str, Any]:
         "control_test": control.metrics.get(test) if control else None,
         "pretrained_val": search.pretrained.get(search.metric),
         "pretrained_test": search.pretrained.get(test),
+        "run_ids": runs,  # run id -> (role, epochs trained): `run_times` reads their times
+    }
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """One MLflow run of the search: its role, the epochs it trained, when it ran (epoch s)."""
+
+    role: str  # parent, trial, control, rerun or confirm
+    epochs: int
+    start: float
+    end: float
+
+
+def run_times(uri: str, runs: dict[str, tuple[str, int]]) -> list[RunTime]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    times = []
+    for run_id, (role, epochs) in runs.items():
+        info = client.get_run(run_id).info
+        end = info.end_time or info.start_time
+        times.append(RunTime(role, epochs, info.start_time / 1000, end / 1000))
+    return times
+
+
+def phases(launched: float, ended: float, runs: list[RunTime]) -> dict[str, Any]:
+    """Where a search's wall time went, from its runs' start and end times: the start (imports,
+    Ray, the store) up to the parent run; the pretrained reference and Tune's start up to the
+    first trial; the search's trials (the control and re-runs with them); the test estimate's
+    retrains (from the last trial's end, so the second Tuner's start counts there); and what
+    follows the last run (the test split scored, the report, the export, the process's exit).
+    Each phase's epochs are the epochs its runs trained: what the wall time cannot go below."""
+    parent = next(r for r in runs if r.role == "parent")
+    searched = [r for r in runs if r.role in ("trial", "control", "rerun")]
+    confirms = [r for r in runs if r.role == "confirm"]
+    first = min((r.start for r in searched), default=parent.start)
+    searched_end = max((r.end for r in searched), default=first)
+    last = max((r.end for r in confirms), default=searched_end)
+    return {
+        "start": parent.start - launched,
+        "reference": first - parent.start,
+        "trials": searched_end - first,
+        "trial_epochs": sum(r.epochs for r in searched),
+        "test_estimate": last - searched_end,
+        "test_estimate_epochs": sum(r.epochs for r in confirms),
+        "after": ended - last,
     }
 
 
@@ -226,6 +280,8 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
         if search.get("verdict"):
             lines += [f"  verdict: {search['verdict']}"]
             lines += [f"    {line}" for line in search.get("verdict_lines", [])]
+        if (spent := search.get("phases")) is not None:
+            lines += time_lines(spent, plain)
     if plain is not None and search is not None and search["chosen_test"] is not None:
         last = plain["epochs"][-1]
         gap = search["chosen_test"] - last["test"]
@@ -243,6 +299,29 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
             f"issue 19's target (the search's answer beats plain on test, wall <= 4x): {ok}",
         ]
     return "\n".join(lines)
+
+
+def time_lines(spent: dict[str, Any], plain: dict[str, Any] | None) -> list[str]:
+    """Where the search's time went (`phases`), and what its epochs alone cost at plain's pace:
+    the wall ratio cannot fall below that without training fewer epochs."""
+    lines = [
+        f"  where its time went: start {spent['start']:.0f} s · reference and Tune's start "
+        f"{spent['reference']:.0f} s · trials {spent['trials']:.0f} s "
+        f"({spent['trial_epochs']} epochs) · test estimate {spent['test_estimate']:.0f} s "
+        f"({spent['test_estimate_epochs']} epochs) · test scoring, report, exit "
+        f"{spent['after']:.0f} s"
+    ]
+    trained = [r["train_s"] for r in (plain or {}).get("epochs", []) if r["epoch"] > 0]
+    if plain is not None and trained:
+        epochs = spent["trial_epochs"] + spent["test_estimate_epochs"]
+        pace = sum(trained) / len(trained)
+        floor = epochs * pace
+        lines.append(
+            f"  its {epochs} epochs at plain's {pace:.1f} s an epoch: {floor:.0f} s, "
+            f"{floor / plain['wall_s']:.2f}x plain's wall (plain trains {len(trained)}) "
+            "before any start-up, evaluation or scoring"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -102,3 +102,42 @@ def test_the_report_judges_the_model_the_verdict_keeps() -> None:
     assert "search test MAP@R - plain's (epoch 3): -0.0100" in text
     assert "the verdict keeps the pretrained: its test MAP@R - plain's: +0.0300" in text
     assert "(the search's answer beats plain on test, wall <= 4x): met" in text
+
+
+def test_phases_split_the_wall_time_at_the_runs_ends_and_count_their_epochs() -> None:
+    """Two trials (one pruned at epoch 1), the test estimate's two retrains: each phase runs
+    from the end of the one before, so the phases add up to the wall time."""
+    bench = load_bench("practitioner")
+    run = bench.RunTime
+    runs = [
+        run("parent", 0, 110.0, 990.0),
+        run("trial", 2, 130.0, 200.0),  # the control, proposed first
+        run("trial", 1, 200.0, 240.0),
+        run("confirm", 2, 250.0, 320.0),
+        run("confirm", 1, 320.0, 350.0),
+    ]
+    spent = bench.phases(100.0, 400.0, runs)
+    assert spent == {
+        "start": 10.0,
+        "reference": 20.0,
+        "trials": 110.0,
+        "trial_epochs": 3,
+        "test_estimate": 110.0,
+        "test_estimate_epochs": 3,
+        "after": 50.0,
+    }
+    assert sum(v for k, v in spent.items() if not k.endswith("epochs")) == 300.0
+    row = {"val": 0.5, "test": 0.4, "test_p1": 0.5, "loss": 1.0}
+    plain = {"wall_s": 50.0, "epochs": [{**row, "epoch": 0, "train_s": 0.0}]}
+    plain["epochs"] += [{**row, "epoch": e, "train_s": s} for e, s in ((1, 9.0), (2, 11.0))]
+    lines = bench.time_lines(spent, plain)
+    assert "trials 110 s (3 epochs) · test estimate 110 s (3 epochs)" in lines[0]
+    assert lines[1].startswith("  its 6 epochs at plain's 10.0 s an epoch: 60 s, 1.20x plain's")
+
+
+def test_phases_without_a_test_estimate_end_the_search_at_its_last_trial() -> None:
+    bench = load_bench("practitioner")
+    runs = [bench.RunTime("parent", 0, 1.0, 9.0), bench.RunTime("trial", 1, 2.0, 5.0)]
+    spent = bench.phases(0.0, 10.0, runs)
+    assert (spent["test_estimate"], spent["test_estimate_epochs"], spent["after"]) == (0.0, 0, 5.0)
+    assert bench.time_lines(spent, None)[1:] == []  # no plain arm: no pace to price epochs at
