@@ -30,10 +30,10 @@ def test_from_scratch_is_pmls_default_metric_loss() -> None:
     assert control_recipe(spec({"lr": 3.0e-4})).lr == 3.0e-4  # the space's constant
 
 
-def test_a_sentence_encoder_gets_sentence_transformers_fine_tune() -> None:
+def test_a_sentence_encoder_gets_the_hand_written_fine_tune() -> None:
     recipe = control_recipe(spec({}, epochs=5), "text")
     assert (recipe.loss, recipe.miner, recipe.head) == ("NTXentLoss", "none", "none")
-    assert recipe.loss_params["temperature"] == 0.05  # MultipleNegativesRanking's scale 20
+    assert recipe.loss_params["temperature"] == 0.07  # PML's, as bench/practitioner.py's
     assert recipe.lr == 2.0e-5 and recipe.backbone_lr_factor == 1.0  # every weight at 2e-5
     assert recipe.optimizer == "adamw" and recipe.weight_decay == 0.01
     assert recipe.warmup_epochs == pytest.approx(0.5)  # 10% of the steps

@@ -41,7 +41,7 @@ def test_the_text_control_is_found_and_proposed_back() -> None:
     params = locate(build_space(s.search.params), control, s)
     assert params is not None
     assert params["loss"] == "NTXentLoss" and params["head"] == "none"
-    assert params["lr"] == pytest.approx(2.0e-5) and params["temperature"] == pytest.approx(0.05)
+    assert params["lr"] == pytest.approx(2.0e-5) and params["temperature"] == pytest.approx(0.07)
     back = proposed(s, params)
     assert back.resolved(s).lr == control.lr and back.loss_params == control.loss_params
 
