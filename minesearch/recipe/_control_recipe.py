@@ -57,7 +57,6 @@ SETTING_OF_FAMILY: dict[str, Setting] = {
 CONTROL_LOSS = "TripletMarginLoss"  # from scratch
 PRETRAINED_BACKBONE_LR_FACTOR = 0.1  # a pretrained CNN's step, as a share of its fresh head's
 TEXT_LR = 2.0e-5
-TEXT_TEMPERATURE = 0.07  # PML's NTXentLoss default
 TEXT_WARMUP_SHARE = 0.1  # of the training steps
 
 
@@ -76,7 +75,7 @@ def _control(spec: SpaceSpec, setting: Setting) -> Recipe:
     if setting == "text":
         return Recipe(
             loss="NTXentLoss",
-            loss_params=_defaults("NTXentLoss", temperature=TEXT_TEMPERATURE),
+            loss_params=_defaults("NTXentLoss"),  # PML's temperature, 0.07, as for vectors
             lr=TEXT_LR,
             backbone_lr_factor=1.0,
             weight_decay=0.01,
