@@ -205,7 +205,12 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
     space = yaml.safe_load(tiny_space(tmp_path).read_text())
     space["name"] = "e2e-failure"
     space["train"] |= {"epochs": 1, "workers": 1, "optimizer": "sgd"}
-    space["search"] |= {"trials": 2, "sampler": {"name": "random", "seed": 0}, "control": False}
+    space["search"] |= {
+        "trials": 2,
+        "sampler": {"name": "random", "seed": 0},
+        "control": False,
+        "test_seeds": 0,  # no retraining of the survivor: the test estimate is the test above's
+    }
     space["search"]["params"] = {"loss": "ContrastiveLoss", "lr": [1.0e-3, 1.0e12]}
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(space))
@@ -242,7 +247,12 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
     space = yaml.safe_load(tiny_space(tmp_path).read_text())
     space["name"] = "e2e-worker-failure"
     space["train"] |= {"epochs": epochs, "workers": 2, "max_failures": 2}
-    space["search"] |= {"trials": 1, "sampler": {"name": "random", "seed": 0}, "control": False}
+    space["search"] |= {
+        "trials": 1,
+        "sampler": {"name": "random", "seed": 0},
+        "control": False,
+        "test_seeds": 0,  # 3 retrains of the 24 epochs would double the test, checking nothing here
+    }
     space["search"]["params"] = {"loss": "ContrastiveLoss", "miner": "BatchHardMiner"}
     path = tmp_path / "failure.yaml"
     path.write_text(yaml.safe_dump(space))
