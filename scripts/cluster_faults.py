@@ -154,7 +154,7 @@ def trial_processes(node: Node) -> list[str]:
 
 def stop_own_cluster(work: Path) -> list[int]:
     """SIGTERM, then SIGKILL, the cluster's processes; the pids still alive after both."""
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
         for pid in own_processes(work):
             with contextlib.suppress(OSError):
                 os.kill(pid, sig)
