@@ -209,7 +209,7 @@ def test_a_diverging_trial_fails_alone(ray_instance: None, tmp_path: Path) -> No
         "trials": 2,
         "sampler": {"name": "random", "seed": 0},
         "control": False,
-        "test_seeds": 0,  # no retraining of the survivor: the test estimate is the test above's
+        "test_seeds": 0,  # the test estimate: the first test of this module (--confirm)
     }
     space["search"]["params"] = {"loss": "ContrastiveLoss", "lr": [1.0e-3, 1.0e12]}
     path = tmp_path / "failing.yaml"
