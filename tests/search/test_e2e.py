@@ -251,7 +251,7 @@ def test_a_killed_worker_restarts_from_its_last_checkpoint(
         "trials": 1,
         "sampler": {"name": "random", "seed": 0},
         "control": False,
-        "test_seeds": 0,  # 3 retrains of the 24 epochs would double the test, checking nothing here
+        "test_seeds": 0,  # 3 retrains to its selected epoch (13 of 24 here) checked nothing here
     }
     space["search"]["params"] = {"loss": "ContrastiveLoss", "miner": "BatchHardMiner"}
     path = tmp_path / "failure.yaml"
