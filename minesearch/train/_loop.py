@@ -112,12 +112,13 @@ def run_worker(config: dict[str, Any], session: Session, load_data: LoadData = l
     start = restore(state, session)
     if start >= spec.train.epochs:
         # Trained to the end before its driver died: Tune still needs this trial's final result.
-        report(state, session, start, {})
+        report(state, session, start, {}, final=True)
     elif start == 0:
         times = startup_times(config.get("trial_started"), started)
         report(state, session, 0, times, untrained_scores(spec, state, session))
     for epoch in range(start + 1, spec.train.epochs + 1):
-        report(state, session, epoch, train_folds(state, epoch))
+        final = epoch == spec.train.epochs
+        report(state, session, epoch, train_folds(state, epoch), final=final)
 
 
 def build_lockstep(
@@ -325,11 +326,13 @@ def report(
     epoch: int,
     stats: dict[str, float],
     untrained: UntrainedScores | None = None,
+    final: bool = False,
 ) -> None:
     """All ranks embed a share of each fold's validation split and report (a barrier); rank 0
     scores the gathered embeddings and writes the checkpoint. `untrained` (epoch 0 of a
     single-worker trial): scores this process already has for an identical untrained network
-    are reported without evaluating it again."""
+    are reported without evaluating it again. `final`: the trial's last epoch, whose checkpoint
+    leaves out the optimiser's state (`fold_state`)."""
     lead = state.lead
     metrics: dict[str, float] = {"epoch": epoch, **stats}
     if (anon := rss_anon_mb()) is not None:
@@ -356,7 +359,7 @@ def report(
     if state.system is not None:  # after evaluation: the epoch's cost includes it
         metrics |= state.system.sample()
     with tempfile.TemporaryDirectory() as tmp:
-        saved = [fold_state(fold) for fold in state.folds]
+        saved = [fold_state(fold, optimizer=not final) for fold in state.folds]
         TrainingState(
             epoch=epoch,
             **saved[0],
@@ -385,12 +388,16 @@ def evaluate(state: WorkerState) -> dict[str, float] | None:
     return retrieval_scores(embeddings, parts.labels("val")).as_metrics()
 
 
-def fold_state(state: WorkerState) -> dict[str, Any]:
-    """What the checkpoint keeps of one fold (`TrainingState.fold`)."""
+def fold_state(state: WorkerState, optimizer: bool = True) -> dict[str, Any]:
+    """What the checkpoint keeps of one fold (`TrainingState.fold`). Without `optimizer` (the
+    last epoch: nothing trains from it) the optimiser's state is left out: AdamW's two moments
+    per weight are two thirds of a checkpoint, written and then copied into the trial's storage
+    (uploaded, on a cluster) at every report. A run restored from such a checkpoint reports it
+    again and trains nothing (`run_worker`)."""
     return {
         "model": unwrap(state.model).state_dict(),
         "loss": state.loss_fn.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
+        "optimizer": state.optimizer.state_dict() if optimizer else {},
         "scaler": state.scaler.state_dict(),
     }
 
@@ -411,7 +418,8 @@ def restore(state: Lockstep, session: Session) -> int:
         kept = saved.fold(k)
         unwrap(fold.model).load_state_dict(kept["model"])
         fold.loss_fn.load_state_dict(kept["loss"])
-        fold.optimizer.load_state_dict(kept["optimizer"])
+        if kept["optimizer"]:  # left out of the last epoch's checkpoint
+            fold.optimizer.load_state_dict(kept["optimizer"])
         fold.scaler.load_state_dict(kept.get("scaler", {}))
     state.selected.restore(saved.selection)
     return saved.epoch

@@ -77,6 +77,27 @@ def test_the_loop_continues_after_the_checkpoint_it_is_handed(
     assert stable(resumed.reports[0]) == pytest.approx(stable(first.reports[2]))
 
 
+def test_the_last_checkpoint_leaves_the_optimiser_out_and_restores_to_a_report(
+    tmp_path: Path, spec: SpaceSpec
+) -> None:
+    """Nothing trains from the last epoch's checkpoint, so it holds no optimiser state (AdamW's
+    moments are two thirds of one); a run handed it (a trial retried after its last report)
+    reports that epoch again, with its scores, and trains nothing."""
+    first = RecordingSession(tmp_path / "first")
+    run_in_process(config(spec), first, load_folds)
+    states = [TrainingState.load(str(c)) for c in first.checkpoints]
+    assert [bool(s.optimizer.get("state")) for s in states] == [False, True, False]
+    assert states[-1].optimizer == {} and states[1].optimizer["param_groups"]
+    again = RecordingSession(tmp_path / "again", resume_from=first.checkpoints[-1])
+    run_in_process(config(spec), again, load_folds)
+    assert [r["epoch"] for r in again.reports] == [EPOCHS]
+    assert "train_loss" not in again.reports[0]  # reported, not trained
+    scores = {k: v for k, v in stable(first.reports[-1]).items() if k in again.reports[0]}
+    assert "mean_average_precision_at_r" in scores and "selected_epoch" in scores
+    assert {k: again.reports[0][k] for k in scores} == pytest.approx(scores)
+    assert TrainingState.load(str(again.checkpoints[0])).optimizer == {}
+
+
 def test_a_reused_process_gives_a_trial_what_a_fresh_one_would(
     tmp_path: Path, spec: SpaceSpec
 ) -> None:
