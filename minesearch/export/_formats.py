@@ -236,8 +236,8 @@ def _settings(
 ) -> dict[str, Any]:
     """describe() plus what a reader needs to call the file; text's tokenizer is copied in."""
     settings = preprocess.describe()
-    if settings.get("kind") == "text":
-        _copy_tokenizer(str(settings["tokenizer"]), out_dir / TOKENIZER_DIR)
+    if isinstance(preprocess, TextPreprocess):
+        preprocess.save_tokenizer(out_dir / TOKENIZER_DIR)
         settings["tokenizer"] = TOKENIZER_DIR  # relative to this file: the export moves as one
     if settings.get("kind") == "tensor":
         settings["input_shape"] = list(args[0].shape[1:])
@@ -249,12 +249,6 @@ def _settings(
         "embedding_dim": embedding_dim,
         "minesearch_version": __version__,
     }
-
-
-def _copy_tokenizer(source: str, target: Path) -> None:
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(source, local_files_only=True).save_pretrained(str(target))
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,7 +6,9 @@ its own: resolving a Hugging Face or sentence-transformers reference to a local 
 (checking the sentence-transformers pooling matches ours), mean pooling over the attention mask
 and splitting an encoder into layers for freezing. The registry imports this module only when a
 text backbone is built (or one of the names below is asked of it), and transformers is imported
-only inside `build_text_backbone`, so image and tensor searches never load either.
+only inside `build_text_backbone`, so image and tensor searches never load either. A BERT
+directory (all-MiniLM-L6-v2 among them) is built by `_bert` without importing transformers at
+all; other architectures go through `AutoModel`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from minesearch.data import ModelInput
 from minesearch.models._backbone import Backbone, BackboneError, require
+from minesearch.models._bert import bert_config, load_bert
 
 __all__ = ["MINILM_PACKAGE", "MeanPooledEncoder", "build_text_backbone", "minilm_path"]
 
@@ -82,25 +86,19 @@ class MeanPooledEncoder(nn.Module):
                 "a text trunk takes {'input_ids', 'attention_mask'} from TextPreprocess"
             )
         mask = batch["attention_mask"]  # [B, T]
-        tokens = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=mask)
+        tokens = out if isinstance(out, torch.Tensor) else out.last_hidden_state  # [B, T, H]
         weights = mask.unsqueeze(-1).to(tokens.dtype)  # [B, T, 1]
         summed = (tokens * weights).sum(dim=1)  # [B, H]
         return summed / weights.sum(dim=1).clamp(min=1e-9)  # [B, H]
 
 
 def _encoder_backbone(name: str, model_dir: Path, max_length: int) -> Backbone:
-    """AutoModel from local files + mean pooling + the tokenizer of the same directory."""
-    transformers = require("transformers", name, _TEXT_EXTRA)
+    """The directory's encoder (`_bert`'s for BERT, else AutoModel) from local files + mean
+    pooling + the tokenizer of the same directory."""
     from minesearch.data.preprocess import TextPreprocess
 
-    try:
-        encoder = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise BackboneError(f"model.backbone {name!r}: cannot load {model_dir}: {err}") from err
-    if isinstance(getattr(encoder, "pooler", None), nn.Module):
-        # BERT's [CLS] pooler is unused by mean pooling; parameters that never get a gradient
-        # make DistributedDataParallel fail ("expected to have finished reduction").
-        encoder.pooler = None
+    encoder: Any = _plain_bert(model_dir) or _auto_model(name, model_dir)  # HF's API, or ours
     out_dim = getattr(encoder.config, "hidden_size", None)
     if out_dim is None:
         out_dim = encoder.get_input_embeddings().embedding_dim
@@ -111,6 +109,32 @@ def _encoder_backbone(name: str, model_dir: Path, max_length: int) -> Backbone:
         _encoder_blocks(encoder),
         pretrained=True,
     )
+
+
+def _plain_bert(model_dir: Path) -> nn.Module | None:
+    """A BERT encoder built without transformers, or None (another architecture, or weights
+    `_bert` cannot read exactly)."""
+    config = bert_config(model_dir)
+    if config is None:
+        return None
+    try:
+        return load_bert(model_dir, config)
+    except ImportError:  # no safetensors: transformers will say what to install
+        return None
+
+
+def _auto_model(name: str, model_dir: Path) -> nn.Module:
+    transformers = require("transformers", name, _TEXT_EXTRA)
+    try:
+        encoder = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise BackboneError(f"model.backbone {name!r}: cannot load {model_dir}: {err}") from err
+    if isinstance(getattr(encoder, "pooler", None), nn.Module):
+        # BERT's [CLS] pooler is unused by mean pooling; parameters that never get a gradient
+        # make DistributedDataParallel fail ("expected to have finished reduction").
+        encoder.pooler = None
+    assert isinstance(encoder, nn.Module)
+    return encoder
 
 
 def _local_model_dir(name: str, ref: str) -> Path:

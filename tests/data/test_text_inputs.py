@@ -16,6 +16,7 @@ from minesearch.data.preprocess import TextPreprocess
 REPO = Path(__file__).resolve().parents[2]
 ASSET = REPO / "minesearch" / "assets" / "text_topics.parquet"
 SCRIPT = REPO / "scripts" / "make_text_topics.py"
+PACKAGES = REPO / "search_spaces" / "data" / "package_topics.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,64 @@ def test_pads_to_the_batch_longest_and_truncates(minilm_dir: str) -> None:
     assert str(ids.dtype) == "torch.int64"
     shorter = pre(["short", "a b"], train=False)["input_ids"]
     assert shorter.shape == (2, 4)  # the batch's longest ([CLS] a b [SEP]), not max_length
+
+
+EDGES = [
+    "",
+    "Ünïcödé àccents ÉCOLE naïve café",
+    "中文字符 mixed 日本語",
+    "emoji 🙂, tabs\tand\nnewlines",
+    "x " * 300,
+    "[CLS] [SEP] [PAD] [MASK] typed literally",
+    "don't stop-believing; 3.14 e=mc^2 <html>",
+]
+
+
+@pytest.mark.parametrize("max_length", [8, 64, 512])
+def test_tokenizer_json_run_directly_gives_what_autotokenizer_gives(
+    minilm_dir: str, max_length: int
+) -> None:
+    """MiniLM's tokenizer.json run by `tokenizers` (no transformers import): the same ids and
+    masks as AutoTokenizer, batch by batch, on every shipped text and some awkward ones."""
+    from transformers import AutoTokenizer
+
+    from minesearch.data.preprocess._tokenize import WordPiece
+
+    pre = TextPreprocess(minilm_dir, max_length=max_length)
+    assert isinstance(pre.tokenizer, WordPiece)
+    reference = AutoTokenizer.from_pretrained(minilm_dir, local_files_only=True)
+    texts = [str(t) for t in pq.read_table(ASSET, columns=["text"])["text"].to_pylist()]
+    texts += [str(t) for t in pq.read_table(PACKAGES, columns=["text"])["text"].to_pylist()]
+    texts += EDGES
+    for start in range(0, len(texts), 64):
+        batch = texts[start : start + 64]
+        ours = pre(batch, train=False)
+        theirs = reference(
+            batch, padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        for key in ("input_ids", "attention_mask"):
+            assert ours[key].tolist() == theirs[key].tolist(), (key, start)
+
+
+def test_a_tokenizer_config_the_file_does_not_encode_goes_through_autotokenizer(
+    minilm_dir: str, tmp_path: Path
+) -> None:
+    """transformers rebuilds the normaliser when tokenizer_config.json disagrees with
+    tokenizer.json (here: no lower-casing), so the file is not run directly then."""
+    import json
+    import shutil
+
+    from minesearch.data.preprocess._tokenize import wordpiece_tokenizer
+
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(minilm_dir) / name, tmp_path / name)
+    assert wordpiece_tokenizer(tmp_path, 16) is not None
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    assert wordpiece_tokenizer(tmp_path, 16) is None
+    config["tokenizer_class"] = "RobertaTokenizer"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert wordpiece_tokenizer(tmp_path, 16) is None
 
 
 def test_accepts_a_str_array_and_rejects_non_text(minilm_dir: str) -> None:

@@ -361,7 +361,9 @@ def _reference_embeddings(minilm: Backbone) -> torch.Tensor:
             for sentence in SENTENCES:  # one at a time: no padding at all
                 batch = minilm.preprocess([sentence], train=False)
                 assert isinstance(batch, dict)
-                rows.append(encoder(**batch).last_hidden_state[0].mean(dim=0))
+                out = encoder(**batch)  # `_bert`'s tensor, or transformers' output
+                states = out if isinstance(out, torch.Tensor) else out.last_hidden_state
+                rows.append(states[0].mean(dim=0))
         return nn.functional.normalize(torch.stack(rows), dim=-1)
     model = SentenceTransformer(str(minilm_path()), device="cpu")
     return model.encode(SENTENCES, convert_to_tensor=True).cpu()
