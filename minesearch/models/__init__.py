@@ -8,7 +8,9 @@ a factory (`python:`: `BackboneInputs` in, `PythonBackbone` out), which `network
 on a sample batch for `minesearch validate`.
 
 Runs in the Ray Train workers, the driver's scoring tasks and `minesearch export`. Imports torch,
-`config` and `data`; transformers, timm and torchvision only when such a backbone is built.
+`config` and `data`; timm and torchvision only when such a backbone is built, and transformers
+only for a text encoder that is not BERT (`_bert` builds BERT's, MiniLM's among them, in plain
+torch: transformers' import costs ~3.5 s in every fresh process).
 """
 
 from minesearch.models._backbone import Backbone, BackboneError

@@ -5,7 +5,7 @@ Images are decoded and augmented with torch ops that reproduce torchvision's Ima
 tensors pass through (`_tensor`). Each describes itself as JSON, so an export is fed the same way.
 
 Runs in the Ray Train workers, the driver's scoring tasks and `minesearch embed`. Imports torch,
-Pillow and (for text, lazily) transformers.
+Pillow and (for text, lazily) tokenizers, or transformers for a tokenizer it cannot run directly.
 """
 
 from minesearch.data.preprocess._image import (
