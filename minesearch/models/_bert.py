@@ -11,7 +11,8 @@ text backbone keeps transformers for every other architecture.
 The module tree and parameter names are `BertModel`'s (`embeddings.word_embeddings.weight`,
 `encoder.layer.0.attention.self.query.weight`, ...) without the pooler, which mean pooling never
 uses, so state dicts, checkpoints and exports are interchangeable with a transformers-built
-encoder; tests/models/test_bert.py checks the outputs match transformers' to 1e-5. Attention is
+encoder; tests/models/test_bert.py checks outputs and gradients against transformers' in eval
+and in training (a seeded MiniLM's training output is the same bit for bit). Attention is
 `scaled_dot_product_attention` with the padding mask, as transformers' default "sdpa" is; the
 dropouts are the config's. Forward returns the last hidden states [B, T, H].
 """

@@ -70,7 +70,8 @@ class TextPreprocess:
 
     @property
     def tokenizer(self) -> Any:
-        """The Hugging Face tokenizer, from local files only: a missing one fails, never fetches."""
+        """The tokenizer (`WordPiece`, else AutoTokenizer's), from local files only: a missing one
+        fails, never fetches."""
         if self._tokenizer is None:
             self._tokenizer = wordpiece_tokenizer(Path(self.tokenizer_path), self.max_length)
         if self._tokenizer is None:
