@@ -177,10 +177,14 @@ class BertSelfAttention(nn.Module):
         return attended.transpose(1, 2).reshape(batch, length, hidden)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+class BertOutput(nn.Module):
+    """Dense back to the hidden width, dropout, the residual added, LayerNorm: after attention
+    (BertModel's `BertSelfOutput`, from `hidden_size`) and after the feed-forward's widening
+    (its `BertOutput`, from `intermediate_size`)."""
+
+    def __init__(self, config: BertConfig, width: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(width, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -192,7 +196,7 @@ class BertAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = BertOutput(config, config.hidden_size)
 
     def forward(self, states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return self.output(self.self(states, keep), states)
@@ -207,23 +211,12 @@ class BertIntermediate(nn.Module):
         return F.gelu(self.dense(states))  # exact (erf) GELU: BERT's "gelu"
 
 
-class BertOutput(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(states)) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertOutput(config, config.intermediate_size)
 
     def forward(self, states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         attended = self.attention(states, keep)
