@@ -87,7 +87,7 @@ class TextPreprocess:
         runs directly is copied with the files AutoTokenizer reads beside it, without importing
         transformers; any other tokenizer is saved by AutoTokenizer."""
         source = Path(self.tokenizer_path)
-        if wordpiece_tokenizer(source, self.max_length) is not None:
+        if isinstance(self.tokenizer, WordPiece):
             target.mkdir(parents=True, exist_ok=True)
             for name in TOKENIZER_FILES:
                 if (source / name).is_file():
