@@ -152,7 +152,8 @@ def wordpiece_tokenizer(directory: Path, max_length: int) -> WordPiece | None:
     config's lower-casing, accent and Chinese-character settings (transformers would otherwise
     rebuild it) and which adds [CLS]/[SEP] itself. None for anything else."""
     try:
-        spec = json.loads((directory / "tokenizer.json").read_text())
+        text = (directory / "tokenizer.json").read_text()
+        spec = json.loads(text)
         config_file = directory / "tokenizer_config.json"
         config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     except (OSError, ValueError):
@@ -178,7 +179,7 @@ def wordpiece_tokenizer(directory: Path, max_length: int) -> WordPiece | None:
         from tokenizers import Tokenizer
     except ImportError:  # AutoTokenizer will say what to install
         return None
-    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer = Tokenizer.from_str(text)  # the file as read above, not read again
     pad_id = tokenizer.token_to_id(pad)
     if pad_id is None:
         return None
