@@ -12,7 +12,11 @@ no head, PML's NTXentLoss (temperature 0.07), AdamW at 2e-5 on every parameter w
 0.01, the lr warmed up linearly over the first 10% of the steps (then constant, as minesearch's
 warm-up), 3 epochs. It trains on the space's data, class split, max_length and class-balanced
 batches (`minesearch.train.ClassBalancedBatches`, the space's classes x per_class and seed), and
-scores val and test MAP@R after every epoch. Its wall time covers loading, training and scoring.
+scores val and test MAP@R after every epoch. It runs in a process of its own, as the search does,
+and its wall time is that process's, launch to exit: the interpreter, its imports (torch,
+transformers, PML; minesearch's batch sampler and scorer add ~0.1 s), loading, training, scoring.
+The search's wall has always counted its process's start and imports; until 2026-12-07 plain's
+counted only from loading the encoder (`wall_s`, still printed), ~3-4 s less.
 
 Arm `search`: `minesearch run SPACE` in a fresh process, with its own MLflow store and Ray storage
 in a temp dir; its wall time, then the chosen trial's, the control's and the pretrained model's
@@ -128,6 +132,30 @@ def plain_finetune(spec: SpaceSpec, epochs: int = 3, log: Any = print) -> dict[s
         rows.append(record(epoch, time.perf_counter() - tick, losses))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"epochs": rows, "wall_s": wall, "cpu_s": cpu, "steps": len(batches)}
+
+
+def plain_process(space: Path, epochs: int, log: Any = print) -> dict[str, Any]:
+    """`plain_finetune` in a fresh process (this file, `--arms plain`), as a practitioner runs a
+    script: its numbers, with `process_wall_s` from launch to exit beside its own `wall_s`."""
+    with tempfile.TemporaryDirectory(prefix="practitioner_plain_") as tmp:
+        out = Path(tmp) / "plain.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--space", str(space)]
+        command += ["--arms", "plain", "--epochs", str(epochs), "--json", str(out), "--quiet"]
+        log(f"  plain: {' '.join(command)}")
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"the plain arm failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        for line in done.stdout.splitlines():
+            log(line)
+        plain: dict[str, Any] = json.loads(out.read_text())["plain"]
+    return {**plain, "process_wall_s": wall}
+
+
+def plain_wall(plain: dict[str, Any]) -> float:
+    """The plain arm's wall time as the search's is measured: its process's, when it ran in one."""
+    return float(plain.get("process_wall_s", plain["wall_s"]))
 
 
 # --- arm 2: the search ------------------------------------------------------------------------
@@ -258,8 +286,11 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
     if plain is not None:
         rows = plain["epochs"]
         best = max(rows, key=lambda r: (r["val"], -r["epoch"]))
+        own = ""
+        if "process_wall_s" in plain:
+            own = f"{plain['wall_s']:.0f} s from loading the encoder, "
         lines.append(
-            f"plain fine-tune: {plain['wall_s']:.0f} s wall, {plain['cpu_s']:.0f} CPU s, "
+            f"plain fine-tune: {plain_wall(plain):.0f} s wall ({own}{plain['cpu_s']:.0f} CPU s), "
             f"{plain['steps']} steps/epoch"
         )
         lines += [
@@ -285,7 +316,7 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
     if plain is not None and search is not None and search["chosen_test"] is not None:
         last = plain["epochs"][-1]
         gap = search["chosen_test"] - last["test"]
-        ratio = search["wall_s"] / plain["wall_s"]
+        ratio = search["wall_s"] / plain_wall(plain)
         lines += [f"search test MAP@R - plain's (epoch {last['epoch']}): {gap:+.4f}"]
         # the search's answer is the model its verdict keeps (and exports), which need not be
         # the val-chosen trial: the control, or the pretrained model itself
@@ -294,8 +325,12 @@ def report(space: Path, plain: dict[str, Any] | None, search: dict[str, Any] | N
             gap = search[f"{kept}_test"] - last["test"]
             lines += [f"  the verdict keeps the {kept}: its test MAP@R - plain's: {gap:+.4f}"]
         ok = "met" if gap > 0 and ratio <= 4 else "NOT met"
+        inner = ""
+        if "process_wall_s" in plain:  # the old ratio: against plain from loading the encoder
+            old = search["wall_s"] / plain["wall_s"]
+            inner = f" ({old:.2f}x its time from loading the encoder)"
         lines += [
-            f"wall(search) / wall(plain): {ratio:.2f}x",
+            f"wall(search) / wall(plain): {ratio:.2f}x{inner}",
             f"issue 19's target (the search's answer beats plain on test, wall <= 4x): {ok}",
         ]
     return "\n".join(lines)
@@ -318,7 +353,7 @@ def time_lines(spent: dict[str, Any], plain: dict[str, Any] | None) -> list[str]
         floor = epochs * pace
         lines.append(
             f"  its {epochs} epochs at plain's {pace:.1f} s an epoch: {floor:.0f} s, "
-            f"{floor / plain['wall_s']:.2f}x plain's wall (plain trains {len(trained)}) "
+            f"{floor / plain_wall(plain):.2f}x plain's wall (plain trains {len(trained)}) "
             "before any start-up, evaluation or scoring"
         )
     return lines
@@ -330,18 +365,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="plain,search or one of them")
     parser.add_argument("--epochs", type=int, default=3, help="the plain fine-tune's")
     parser.add_argument("--json", type=Path, help="also write both arms' numbers here")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the plain arm in this process (its wall then leaves out interpreter and imports)",
+    )
+    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # plain's child
     args = parser.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := sorted(set(arms) - set(ARMS)):
         parser.error(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
     space = args.space.resolve()
     plain = search = None
-    if "plain" in arms:
+    if "plain" in arms and (args.in_process or args.quiet):
         plain = plain_finetune(load_spec(space), args.epochs)
+    elif "plain" in arms:
+        plain = plain_process(space, args.epochs)
     if "search" in arms:
         with tempfile.TemporaryDirectory(prefix="practitioner_") as tmp:
             search = run_search(space, Path(tmp))
-    print(report(space, plain, search))
+    if not args.quiet:
+        print(report(space, plain, search))
     if args.json:
         args.json.write_text(json.dumps({"space": str(space), "plain": plain, "search": search}))
 

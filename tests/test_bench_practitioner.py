@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from conftest import load_bench
 
 from minesearch.config import parse_spec
@@ -62,6 +63,16 @@ def test_plain_arm_starts_at_the_pretrained_reference_and_trains(tmp_path: Path)
     assert out["steps"] == 2 and out["wall_s"] > 0  # 12 train texts / (2 classes x 3)
 
 
+def test_plain_arm_runs_in_a_process_of_its_own_timed_launch_to_exit(tmp_path: Path) -> None:
+    """As the search's wall counts its process's start, plain's counts its own: a child process
+    whose wall (launch to exit) includes the in-process time it reports."""
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(tiny_space(tmp_path)))
+    out = load_bench("practitioner").plain_process(space, epochs=1, log=lambda _: None)
+    assert [e["epoch"] for e in out["epochs"]] == [0, 1] and out["steps"] == 2
+    assert out["process_wall_s"] > out["wall_s"] > 0
+
+
 def test_plain_arm_refuses_another_backbone(tmp_path: Path) -> None:
     raw = tiny_space(tmp_path)
     raw["model"] = {"backbone": "hf:/nowhere"}
@@ -86,6 +97,11 @@ def test_the_report_states_the_gap_and_the_wall_ratio() -> None:
     assert "search test MAP@R - plain's (epoch 1): +0.0500" in text
     assert "wall(search) / wall(plain): 5.00x" in text and "NOT met" in text
     assert "the verdict keeps" not in text  # no verdict read back: the val-chosen trial
+    # timed as a process (launch to exit), plain's wall is that, and the old ratio is beside it
+    text = bench.report(Path("s.yaml"), plain | {"process_wall_s": 125.0}, search)
+    assert "plain fine-tune: 125 s wall (100 s from loading the encoder, 150 CPU s)" in text
+    assert "wall(search) / wall(plain): 4.00x (5.00x its time from loading the encoder)" in text
+    assert "wall <= 4x): met" in text
 
 
 def test_the_report_judges_the_model_the_verdict_keeps() -> None:
