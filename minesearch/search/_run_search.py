@@ -24,9 +24,10 @@ from minesearch.search._progress import ViewCallback, show_header, tell
 from minesearch.search._protocol import with_protocol
 from minesearch.search._quiet import log_file_for, ray_output_to
 from minesearch.search._ray import concurrency, resolve_storage, start_ray, with_device
+from minesearch.search._reference import Reference, ReferenceCallback, start_reference
 from minesearch.search._score_tasks import model_setting
 from minesearch.search._search_state import Search, search_directory
-from minesearch.search._steps import after_fit, score_reference
+from minesearch.search._steps import after_fit
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
 from minesearch.search._view import Header, ViewMode
@@ -119,8 +120,9 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
         try:
             if started.view is not None:  # the header first, then the pretrained model's bar
                 started.view.open()
-            score_reference(search)
             fit(started.tuner, search, started.view)
+            if started.reference is not None:  # logged during the fit, unless it took longer
+                started.reference.poll(wait=True)
             result = after_fit(search, options.confirm)
         except SearchInterrupted:
             raise
@@ -172,6 +174,7 @@ class Started:
     search: Search
     tuner: tune.Tuner
     view: ViewCallback | None
+    reference: Reference | None  # the pretrained model's scoring, started before the tuner
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class SearchContext:
                 search.directory, state_files.SearchState(parent.run_id, spec_dict)
             )
         view = search.view("trials", spec.search.trials, self.header)
+        reference = start_reference(search)  # runs while Tune starts the first trial
         tuner = new_tuner(
             self.setup,
             search.name,
@@ -221,8 +225,9 @@ class SearchContext:
             view,
             self.options.verbose,
             search.control if spec.search.control else None,
+            (ReferenceCallback(reference),),
         )
-        return Started(search, tuner, view)
+        return Started(search, tuner, view, reference)
 
     def reopen(self, experiment_dir: Path, saved: state_files.SearchState) -> Started:
         """An interrupted search: the same MLflow parent run, and Tune's saved experiment."""
@@ -232,7 +237,7 @@ class SearchContext:
         tuner = tune.Tuner.restore(
             str(experiment_dir), trainable=trainable(self.setup), resume_unfinished=True
         )
-        return Started(search, tuner, None)
+        return Started(search, tuner, None, start_reference(search))
 
 
 def describe_data(spec: SpaceSpec) -> str:

@@ -64,15 +64,29 @@ def score(
 ) -> dict[str, dict[str, float]]:
     """Scores per job name, the jobs run in parallel. A job that fails is reported and left out:
     the search it serves is done."""
-    task = ray.remote(num_cpus=1)(score_network)
-    pending = {
+    pending = submit(spec, storage_path, jobs)
+    return {name: found for name in jobs if (found := collect(pending, jobs, name)) is not None}
+
+
+def submit(
+    spec: SpaceSpec, storage_path: str, jobs: dict[str, ScoreJob], cpus: float = 1
+) -> dict[str, ray.ObjectRef]:
+    """The jobs' tasks, started; `collect` waits for one. `cpus`: what each task holds of Ray's
+    CPUs (0: it runs beside whatever holds them, on one thread)."""
+    task = ray.remote(num_cpus=cpus)(score_network)
+    return {
         name: task.remote(spec, job.part, job.checkpoint, storage_path, job.head)  # type: ignore[call-arg]
         for name, job in jobs.items()
     }
-    scores: dict[str, dict[str, float]] = {}
-    for name, ref in pending.items():
-        try:
-            scores[name] = ray.get(ref)
-        except Exception as exc:  # a failed scoring must not cost the finished search
-            logger.warning("scoring %s on the %s split failed: %s", name, jobs[name].part, exc)
-    return scores
+
+
+def collect(
+    pending: dict[str, ray.ObjectRef], jobs: dict[str, ScoreJob], name: str
+) -> dict[str, float] | None:
+    """A submitted job's scores, once its task is done; None (and a warning) when it failed."""
+    try:
+        found: dict[str, float] = ray.get(pending[name])
+    except Exception as exc:  # a failed scoring must not cost the finished search
+        logger.warning("scoring %s on the %s split failed: %s", name, jobs[name].part, exc)
+        return None
+    return found

@@ -1,7 +1,6 @@
-"""The steps of a search around Tune's fit, each over one explicit `Search`.
-
-Before: the pretrained reference. After: the control, the confirmations, the test split of the
-chosen trials (once, after selection), the verdict and the parent run's outcome.
+"""The steps of a search after Tune's fit, each over one explicit `Search`: the control, the
+confirmations, the test split of the chosen trials (once, after selection), the verdict and the
+parent run's outcome. (The pretrained reference, scored while Tune starts, is `_reference`'s.)
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from minesearch.results import (
 )
 from minesearch.search._control_run import run_control
 from minesearch.search._rerun import Reruns, run_reruns
-from minesearch.search._score_tasks import ScoreJob, has_reference, has_test_split, score
+from minesearch.search._score_tasks import ScoreJob, has_test_split, score
 from minesearch.search._search_state import Search
 from minesearch.search._test_estimate_runs import Retrain, run_confirm
 from minesearch.tracking import (
@@ -34,24 +33,6 @@ from minesearch.tracking import (
     recipe_params,
     trial_params,
 )
-
-
-def score_reference(search: Search) -> None:
-    """The pretrained model itself (the vectors as given, or the backbone's pooled output with no
-    head) scored on val exactly as trials are, once, before any trial: the bar every recipe must
-    clear. Logged on the parent run as pretrained.<metric>; a resumed search has it already."""
-    spec = search.spec
-    key = f"{names.PRETRAINED_PREFIX}{spec.search.metric}"
-    if not has_reference(spec) or key in search.parent.metrics():
-        return
-    found = score(spec, search.setup.storage_path, {"pretrained": ScoreJob("val")})
-    if "pretrained" in found:
-        metrics = found["pretrained"]
-        search.parent.log_metrics({f"{names.PRETRAINED_PREFIX}{k}": v for k, v in metrics.items()})
-        search.tell(
-            f"the pretrained model scores {spec.search.metric} "
-            f"{metrics[spec.search.metric]:.4f} on val: the bar every recipe must clear"
-        )
 
 
 def after_fit(search: Search, confirm: tuple[int, int] | None) -> SearchResult:

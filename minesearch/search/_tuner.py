@@ -61,9 +61,11 @@ def new_tuner(
     view: ViewCallback,
     verbose: bool = False,
     control: Recipe | None = None,
+    callbacks: tuple[tune.Callback, ...] = (),
 ) -> tune.Tuner:
     """The search's Tuner; `control`, when the space holds it, is proposed first. What it tells
-    the user of the plan goes with the view."""
+    the user of the plan goes with the view; `callbacks` run in Tune's loop beside the MLflow
+    one and the view."""
     spec = setup.spec
     sampler = spec.search.sampler
     recipes = build_space(spec.search.params, spec.search.weight_miners)
@@ -113,7 +115,7 @@ def new_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=setup.storage_path,
-            callbacks=[callback, view],
+            callbacks=[callback, view, *callbacks],
             verbose=1 if verbose else 0,  # 1: Tune's status tables and each trial's boxes
             **trial_checkpoints(setup),
         ),

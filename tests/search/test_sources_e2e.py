@@ -236,3 +236,67 @@ def test_the_readme_quickstart_runs_as_shipped(ray_instance: None, tmp_path: Pat
     assert metrics[f"control.{MAP}"] > metrics[f"pretrained.{MAP}"]
     assert metrics["confirm.control.seeds"] == 2 and metrics["confirm.1.seeds"] == 2
     assert tags["minesearch.verdict"] in ("fine_tuned_better", "control_better")
+
+
+def test_the_reference_is_scored_while_a_trial_holds_every_cpu(
+    ray_instance: None, tmp_path: Path
+) -> None:
+    """The pretrained reference's task holds none of Ray's CPUs, so a first trial that needs all of
+    them starts beside it, not after it; polled before it is done it logs nothing, once done it
+    logs the scores on the parent run and tells the user, once. Its Tune callback, pickled with
+    the Tuner's state (a resumed search), comes back without the task."""
+    import pickle
+    from types import SimpleNamespace
+
+    import ray
+
+    from minesearch.config import parse_spec
+    from minesearch.search._reference import ReferenceCallback, start_reference
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(9), 6)
+    vectors = rng.normal(size=(9, 8))[labels] + 0.3 * rng.normal(size=(len(labels), 8))
+    path = tmp_path / "vectors.parquet"
+    emb = pa.array(list(vectors.astype(np.float32)), pa.list_(pa.float32()))
+    pq.write_table(pa.table({"cls": labels, "emb": emb}), path)
+    spec = parse_spec(
+        {
+            "name": "reference",
+            "data": {
+                "source": "parquet",
+                "path": str(path),
+                "label_column": "cls",
+                "input_column": "emb",
+                "split": {"val": 0.34, "test": 0.0, "seed": 0},
+                "cache_dir": str(tmp_path / "cache"),
+            },
+        }
+    )
+    logged: list[dict[str, float]] = []
+    told: list[str] = []
+    parent = SimpleNamespace(metrics=dict, log_metrics=logged.append)
+    search: Any = SimpleNamespace(
+        spec=spec, setup=SimpleNamespace(storage_path=str(tmp_path)), parent=parent, tell=told.append
+    )
+
+    @ray.remote(num_cpus=2)
+    class Trial:  # holds every CPU of the test's Ray, as a 2-CPU trial does
+        def ready(self) -> bool:
+            return True
+
+    trial = Trial.remote()  # type: ignore[attr-defined]
+    try:
+        assert ray.get(trial.ready.remote(), timeout=60)
+        reference = start_reference(search)
+        assert reference is not None
+        assert not logged  # submitted, not waited for
+        done, _ = ray.wait(list(reference.pending.values()), timeout=60)
+        assert done, "the reference waited for a CPU"
+    finally:
+        ray.kill(trial)
+    reference.poll()
+    reference.poll()
+    assert len(logged) == 1 and len(told) == 1
+    assert f"{MAP} {logged[0][f'pretrained.{MAP}']:.4f} on val" in told[0]
+    callback = pickle.loads(pickle.dumps(ReferenceCallback(reference)))
+    assert callback.reference is None
