@@ -275,9 +275,8 @@ def test_the_reference_is_scored_while_a_trial_holds_every_cpu(
     logged: list[dict[str, float]] = []
     told: list[str] = []
     parent = SimpleNamespace(metrics=dict, log_metrics=logged.append)
-    search: Any = SimpleNamespace(
-        spec=spec, setup=SimpleNamespace(storage_path=str(tmp_path)), parent=parent, tell=told.append
-    )
+    setup = SimpleNamespace(storage_path=str(tmp_path))
+    search: Any = SimpleNamespace(spec=spec, setup=setup, parent=parent, tell=told.append)
 
     @ray.remote(num_cpus=2)
     class Trial:  # holds every CPU of the test's Ray, as a 2-CPU trial does
