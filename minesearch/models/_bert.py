@@ -118,17 +118,25 @@ def load_bert(model_dir: Path, config: BertConfig) -> BertModel | None:
     return model
 
 
+def embedding(rows: int, width: int, padding_idx: int | None = None) -> nn.Embedding:
+    """An embedding table; on the meta device (`load_bert`) without drawing its initial weights,
+    which the file's replace: `normal_` on a meta tensor imports torch._dynamo, ~1 s of every
+    process that builds the encoder (a trial's, each scoring task's, the driver's export)."""
+    weight = torch.empty(rows, width)
+    if not weight.is_meta:
+        return nn.Embedding(rows, width, padding_idx=padding_idx)
+    return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=padding_idx)
+
+
 class BertEmbeddings(nn.Module):
     """Word + position + token-type (all type 0) embeddings, then LayerNorm and dropout."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         hidden = config.hidden_size
-        self.word_embeddings = nn.Embedding(
-            config.vocab_size, hidden, padding_idx=config.pad_token_id
-        )
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, hidden)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, hidden)
+        self.word_embeddings = embedding(config.vocab_size, hidden, config.pad_token_id)
+        self.position_embeddings = embedding(config.max_position_embeddings, hidden)
+        self.token_type_embeddings = embedding(config.type_vocab_size, hidden)
         self.LayerNorm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.position_ids: torch.Tensor
