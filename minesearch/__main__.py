@@ -1,5 +1,5 @@
 """`python -m minesearch` is the `minesearch` command."""
 
-from minesearch.cli import main
+from minesearch.cli import entry
 
-main()
+entry()
