@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from minesearch.config import parse_spec
 from minesearch.search import ClusterTooSmall, concurrency, resolve_storage, with_device
-from minesearch.search._test_estimate_runs import Retrain
+from minesearch.search._test_estimate_runs import Retrain, balanced_in_two, side_by_side
 
 
 def spec_with(**train: object):  # type: ignore[no-untyped-def]
@@ -166,3 +168,58 @@ def test_the_longest_retrains_start_first_on_shared_seeds(monkeypatch: pytest.Mo
         (chosen, 1, 1007),
         (chosen, 1, 1008),
     ]
+
+
+def test_two_slots_taking_the_longest_run_first_are_balanced_or_not() -> None:
+    assert balanced_in_two([2, 1, 1]) and balanced_in_two([1, 1]) and balanced_in_two([1, 2, 3])
+    assert not balanced_in_two([2, 2, 2]) and not balanced_in_two([1, 1, 1])
+    assert not balanced_in_two([3, 1]) and not balanced_in_two([2]) and not balanced_in_two([])
+
+
+def test_the_test_estimate_goes_side_by_side_only_where_a_run_takes_the_machine() -> None:
+    """Half the CPUs each, two at a time: one-worker CPU runs that each take more than half the
+    cluster, and runs that two slots finish together; otherwise None (as the search runs)."""
+    train = parse_spec({"name": "x", "train": {"cpus_per_worker": 2}}).train
+
+    def on(cpus: float) -> Callable[[], float]:
+        return lambda: cpus
+
+    assert side_by_side(train, [2, 1, 1], 1, on(2)) == 1.0
+    assert side_by_side(train, [2, 1, 1], 1, on(3)) == 1.0
+    assert side_by_side(train, [2, 1, 1], 1, on(4)) is None  # two runs fit side by side already
+    assert side_by_side(train, [2, 1, 1], 2, on(2)) is None  # the space runs two at once
+    assert side_by_side(train, [2, 2, 2], 1, on(2)) is None  # the last would run alone, on 1
+    for other in ({"cpus_per_worker": 1}, {"cpus_per_worker": 3}, {"workers": 2}):
+        raw = {"name": "x", "train": {"cpus_per_worker": 2, **other}}
+        assert side_by_side(parse_spec(raw).train, [1, 1], 1, on(2)) is None, other
+    gpu = train.model_copy(update={"use_gpu": True})
+    assert side_by_side(gpu, [1, 1], 1, on(2)) is None
+
+
+def test_balanced_retrains_run_two_at_a_time_on_half_the_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from minesearch.recipe import Recipe
+    from minesearch.search import _test_estimate_runs
+    from minesearch.search._trial import TrialSetup
+
+    ran: list[tuple[float, int]] = []
+    monkeypatch.setattr(
+        _test_estimate_runs,
+        "run_fixed",
+        lambda setup, name, trials, callback, at_once, view: ran.append(
+            (setup.spec.train.cpus_per_worker, at_once)
+        ),
+    )
+    monkeypatch.setattr(_test_estimate_runs, "MlflowTrialCallback", lambda *a, **k: None)
+    monkeypatch.setattr(_test_estimate_runs, "cluster_cpus", lambda: 2.0)
+    spec = parse_spec({"name": "x", "train": {"epochs": 2, "cpus_per_worker": 2}})
+    chosen, control = Recipe("ContrastiveLoss", lr=1e-3), Recipe("NTXentLoss", lr=2e-5)
+    setup = TrialSetup(spec, "/tmp/x")
+    _test_estimate_runs.run_confirm(
+        setup, "s", "u", "p", {}, [Retrain(chosen, 1, 2), Retrain(control, 2, 1)], 1
+    )
+    _test_estimate_runs.run_confirm(
+        setup, "s", "u", "p", {}, [Retrain(chosen, 2, 2), Retrain(control, 2, 1)], 1
+    )
+    assert ran == [(1.0, 2), (2.0, 1)]
