@@ -115,7 +115,7 @@ def side_by_side(
     it holds), and only when two slots taking the runs longest first end together
     (`balanced_in_two`): then the work is the same, split in two processes of one half each,
     and two processes train more steps than one with twice the threads (two 1-thread MiniLM
-    runs 3.21 steps/s on 2 cores, one 2-thread run 2.80: /tmp/t/pace.py, 2026-12-07). An
+    runs 3.21 steps/s on 2 cores, one 2-thread run 2.80: docs/measurements.md). An
     unbalanced split would leave one run alone on half the CPUs at the end, slower than serial.
     The search's own trials stay one at a time: side by side, TPE would propose one trial fewer
     from results (search_spaces/text_minilm.yaml); these runs are fixed before they start."""
