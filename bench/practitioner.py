@@ -140,7 +140,7 @@ def plain_process(space: Path, epochs: int, log: Any = print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="practitioner_plain_") as tmp:
         out = Path(tmp) / "plain.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--space", str(space)]
-        command += ["--arms", "plain", "--epochs", str(epochs), "--json", str(out), "--quiet"]
+        command += ["--arms", "plain", "--epochs", str(epochs), "--json", str(out), "--child"]
         log(f"  plain: {' '.join(command)}")
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
@@ -370,21 +370,22 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run the plain arm in this process (its wall then leaves out interpreter and imports)",
     )
-    parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # plain's child
+    # plain_process's child: the plain arm in this process, its numbers to --json, no report
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := sorted(set(arms) - set(ARMS)):
         parser.error(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
     space = args.space.resolve()
     plain = search = None
-    if "plain" in arms and (args.in_process or args.quiet):
+    if "plain" in arms and (args.in_process or args.child):
         plain = plain_finetune(load_spec(space), args.epochs)
     elif "plain" in arms:
         plain = plain_process(space, args.epochs)
     if "search" in arms:
         with tempfile.TemporaryDirectory(prefix="practitioner_") as tmp:
             search = run_search(space, Path(tmp))
-    if not args.quiet:
+    if not args.child:
         print(report(space, plain, search))
     if args.json:
         args.json.write_text(json.dumps({"space": str(space), "plain": plain, "search": search}))
