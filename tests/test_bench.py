@@ -39,6 +39,26 @@ def test_optimizer_step_bench_runs(
     assert "fused / default" in out and "22.7 M parameters" in out
 
 
+def test_side_by_side_bench_runs_each_arm_as_it_says() -> None:
+    """Run as a user runs it (its processes are spawned: they import it by its path)."""
+    import subprocess
+    import sys
+
+    arms = ["--steps", "1", "--arms", "1x1,2x1"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "side_by_side.py"), *arms],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    assert lines[0].startswith("1 x 1 thread(s): ") and "(1.00x the first arm" in lines[0]
+    assert lines[1].startswith("2 x 1 thread(s): ") and lines[1].count(" s)") == 1
+    assert re.search(r"each process \d+\.\d, \d+\.\d s\)$", lines[1]), lines[1]
+
+
 def test_evaluation_bench_quick_mode_runs(capsys: pytest.CaptureFixture[str]) -> None:
     """Both arms in their own processes on one small case; their scores must agree."""
     agree = load_bench("evaluation").main(quick=True)

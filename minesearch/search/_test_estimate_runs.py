@@ -11,6 +11,7 @@ on them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -81,8 +82,8 @@ def run_confirm(
     The longest retrains start first: with runs side by side, a long one left to run alone at
     the end holds one slot while the other idles. Two slots, the chosen recipe's two 1-epoch
     seeds and the control's 2 epochs: 3 epoch-lengths in that order, 2 with the control first.
-    Where one run takes the whole machine, the runs may go two at a time on half its CPUs each
-    (`side_by_side`)."""
+    Where one run takes the whole machine, the runs may go several at a time on a share of its
+    CPUs each (`side_by_side`)."""
     spec = setup.spec
     longest_first = sorted(retrains, key=lambda r: -(r.epochs or spec.train.epochs))
     trials = [  # the one split (folds=1): scored on the test classes, not compared on folds
@@ -91,10 +92,10 @@ def run_confirm(
         for seed in confirmation_seeds(spec.train.seed, retrain.seeds)
     ]
     epochs = [trial.epochs or spec.train.epochs for trial in trials]
-    cpus = side_by_side(spec.train, epochs, at_once, cluster_cpus)
-    if cpus is not None:
+    if (shared := side_by_side(spec.train, epochs, at_once, cluster_cpus)) is not None:
+        cpus, at_once = shared
         train = spec.train.model_copy(update={"cpus_per_worker": cpus})
-        setup, at_once = replace(setup, spec=spec.model_copy(update={"train": train})), 2
+        setup = replace(setup, spec=spec.model_copy(update={"train": train}))
     callback = MlflowTrialCallback(
         uri, parent_run_id, trial_params, spec.train.epochs, role="confirm"
     )
@@ -107,30 +108,40 @@ def cluster_cpus() -> float:
 
 def side_by_side(
     train: TrainSpec, epochs: list[int], at_once: int, cluster: Callable[[], float]
-) -> float | None:
-    """The CPUs each test-estimate run gets when the runs should go two at a time on half the
-    CPUs of a run; None: one at a time, as the search runs its trials.
+) -> tuple[float, int] | None:
+    """(the CPUs each test-estimate run gets, how many run at once) when the runs should share
+    the CPUs of one run; None: one at a time, as the search runs its trials.
 
     Only for one-worker CPU runs that each take more than half the cluster (one at a time is all
-    it holds), and only when two slots taking the runs longest first end together
-    (`balanced_in_two`): then the work is the same, split in two processes of one half each,
-    and two processes train more steps than one with twice the threads (two 1-thread MiniLM
-    runs 3.21 steps/s on 2 cores, one 2-thread run 2.80: docs/measurements.md). An
-    unbalanced split would leave one run alone on half the CPUs at the end, slower than serial.
+    it holds), and only for k runs at once whose slots, taking the runs longest first, end
+    together (`balanced_in`): then the work is the same, split in k processes, and several
+    processes train more steps than one with all the threads. k is the fewest that balance,
+    among the divisors of the run's CPUs (whole threads each) and one more than its CPUs (one
+    thread each). On 2 cores, MiniLM steps/s: one 2-thread run 2.62-2.80, two 1-thread runs
+    2.97-3.21, three 2.87-2.88 (docs/measurements.md). So the chosen recipe's two 1-epoch seeds
+    go beside the control's 2 epochs (k = 2), and three 2-epoch runs all at once (k = 3), not
+    two then one, which would leave the last alone on a new process. An unbalanced split would
+    leave one run alone on a share of the CPUs at the end, slower than serial.
     The search's own trials stay one at a time: side by side, TPE would propose one trial fewer
     from results (search_spaces/text_minilm.yaml); these runs are fixed before they start."""
     cpus = train.cpus_per_worker
     if at_once != 1 or train.workers != 1 or train.use_gpu is not False:
         return None
-    if cpus < 2 or cpus % 2 or not balanced_in_two(epochs) or cluster() >= 2 * cpus:
+    if cpus < 2 or cpus != int(cpus) or cluster() >= 2 * cpus:
         return None
-    return cpus / 2
+    whole = int(cpus)
+    shares = [k for k in range(2, whole + 1) if whole % k == 0] + [whole + 1]
+    for k in shares:
+        if k <= len(epochs) and balanced_in(epochs, k):
+            # Ray counts a fraction to 1e-4: rounded down, k of them fit in the run's CPUs
+            return math.floor(cpus / k * 10_000) / 10_000, k
+    return None
 
 
-def balanced_in_two(epochs: list[int]) -> bool:
-    """Whether two slots that each take the next run, longest first, as soon as they are free
-    (as Tune starts a grid of runs two at a time) finish their epochs together."""
-    loads = [0, 0]
+def balanced_in(epochs: list[int], slots: int) -> bool:
+    """Whether `slots` slots that each take the next run, longest first, as soon as they are free
+    (as Tune starts a grid of runs several at a time) finish their epochs together."""
+    loads = [0] * slots
     for length in sorted(epochs, reverse=True):
         loads[loads.index(min(loads))] += length
-    return len(epochs) >= 2 and loads[0] == loads[1]
+    return len(epochs) >= slots >= 2 and len(set(loads)) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from minesearch.config import parse_spec
 from minesearch.search import ClusterTooSmall, concurrency, resolve_storage, with_device
-from minesearch.search._test_estimate_runs import Retrain, balanced_in_two, side_by_side
+from minesearch.search._test_estimate_runs import Retrain, balanced_in, side_by_side
 
 
 def spec_with(**train: object):  # type: ignore[no-untyped-def]
@@ -170,33 +170,47 @@ def test_the_longest_retrains_start_first_on_shared_seeds(monkeypatch: pytest.Mo
     ]
 
 
-def test_two_slots_taking_the_longest_run_first_are_balanced_or_not() -> None:
-    assert balanced_in_two([2, 1, 1]) and balanced_in_two([1, 1]) and balanced_in_two([1, 2, 3])
-    assert not balanced_in_two([2, 2, 2]) and not balanced_in_two([1, 1, 1])
-    assert not balanced_in_two([3, 1]) and not balanced_in_two([2]) and not balanced_in_two([])
+def test_slots_taking_the_longest_run_first_are_balanced_or_not() -> None:
+    assert balanced_in([2, 1, 1], 2) and balanced_in([1, 1], 2) and balanced_in([1, 2, 3], 2)
+    assert not balanced_in([2, 2, 2], 2) and not balanced_in([1, 1, 1], 2)
+    assert not balanced_in([3, 1], 2) and not balanced_in([2], 2) and not balanced_in([], 2)
+    assert balanced_in([2, 2, 2], 3) and balanced_in([1, 1, 1], 3) and balanced_in([3, 2, 1], 2)
+    assert not balanced_in([2, 1, 1], 3) and not balanced_in([1, 1], 3)  # a slot left empty
+    assert not balanced_in([2, 2], 1)  # one slot is one at a time
 
 
 def test_the_test_estimate_goes_side_by_side_only_where_a_run_takes_the_machine() -> None:
-    """Half the CPUs each, two at a time: one-worker CPU runs that each take more than half the
-    cluster, and runs that two slots finish together; otherwise None (as the search runs)."""
+    """A share of the CPUs each, k at a time (the fewest that end together, whole threads or one
+    thread each for one run more than the CPUs): one-worker CPU runs that each take more than
+    half the cluster; otherwise None (as the search runs)."""
     train = parse_spec({"name": "x", "train": {"cpus_per_worker": 2}}).train
 
     def on(cpus: float) -> Callable[[], float]:
         return lambda: cpus
 
-    assert side_by_side(train, [2, 1, 1], 1, on(2)) == 1.0
-    assert side_by_side(train, [2, 1, 1], 1, on(3)) == 1.0
+    assert side_by_side(train, [2, 1, 1], 1, on(2)) == (1.0, 2)
+    assert side_by_side(train, [2, 1, 1], 1, on(3)) == (1.0, 2)
     assert side_by_side(train, [2, 1, 1], 1, on(4)) is None  # two runs fit side by side already
     assert side_by_side(train, [2, 1, 1], 2, on(2)) is None  # the space runs two at once
-    assert side_by_side(train, [2, 2, 2], 1, on(2)) is None  # the last would run alone, on 1
+    # three equal runs: all at once on a third each (2 then 1 would leave the last alone)
+    assert side_by_side(train, [2, 2, 2], 1, on(2)) == (0.6666, 3)
+    assert 3 * 0.6666 <= 2
+    assert side_by_side(train, [2, 2, 2, 2], 1, on(2)) == (1.0, 2)
+    assert side_by_side(train, [2, 2, 2, 2, 2], 1, on(2)) is None  # no k up to 3 balances
+    assert side_by_side(train, [2, 1], 1, on(2)) is None
+    four = train.model_copy(update={"cpus_per_worker": 4.0})
+    assert side_by_side(four, [1, 1, 1, 1], 1, on(4)) == (2.0, 2)  # the fewest that balance
+    assert side_by_side(four, [1, 1, 1], 1, on(4)) is None  # 3 would leave a core idle
+    assert side_by_side(four, [1, 1, 1, 1, 1], 1, on(4)) == (0.8, 5)
     for other in ({"cpus_per_worker": 1}, {"cpus_per_worker": 3}, {"workers": 2}):
         raw = {"name": "x", "train": {"cpus_per_worker": 2, **other}}
         assert side_by_side(parse_spec(raw).train, [1, 1], 1, on(2)) is None, other
+    assert side_by_side(train.model_copy(update={"cpus_per_worker": 2.5}), [1, 1], 1, on(2)) is None
     gpu = train.model_copy(update={"use_gpu": True})
     assert side_by_side(gpu, [1, 1], 1, on(2)) is None
 
 
-def test_balanced_retrains_run_two_at_a_time_on_half_the_cpus(
+def test_balanced_retrains_run_side_by_side_on_a_share_of_the_cpus(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from minesearch.recipe import Recipe
@@ -222,4 +236,7 @@ def test_balanced_retrains_run_two_at_a_time_on_half_the_cpus(
     _test_estimate_runs.run_confirm(
         setup, "s", "u", "p", {}, [Retrain(chosen, 2, 2), Retrain(control, 2, 1)], 1
     )
-    assert ran == [(1.0, 2), (2.0, 1)]
+    _test_estimate_runs.run_confirm(
+        setup, "s", "u", "p", {}, [Retrain(chosen, 2, 2), Retrain(control, 1, 1)], 1
+    )
+    assert ran == [(1.0, 2), (0.6666, 3), (2.0, 1)]
