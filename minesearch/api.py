@@ -120,6 +120,7 @@ def run(
     except SpecError as exc:
         raise InputError(str(exc), exc.problems) from None
     from minesearch import search
+    from minesearch.tracking import StoreError
 
     options = search.SearchOptions(
         address=address,
@@ -134,6 +135,8 @@ def run(
         finished = search.run_search(spec, space_file, options)
     except (search.ClusterTooSmall, search.NothingToResume, search.StorageUnusable) as exc:
         raise InputError(str(exc)) from exc
+    except StoreError as exc:  # a store MLflow will not open, found before the search starts
+        raise InputError(str(exc)) from None
     return present(finished, export)
 
 

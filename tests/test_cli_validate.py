@@ -231,6 +231,23 @@ def test_run_unusable_storage_exits_2_before_ray(tmp_path: Path) -> None:
     assert not ray.is_initialized()
 
 
+def test_run_on_a_file_store_exits_2_before_ray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow 3.17 refuses a file store (./mlruns) unless told otherwise: said before Ray starts,
+    naming what named the store, not as MLflow's traceback seconds into the search."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    raw = quickstart() | {"tracking": {"uri": "mlruns"}}
+    result = invoke("run", str(write(tmp_path / "space.yaml", raw)))
+    found = (tmp_path / "mlruns").as_uri()
+    assert_bad_input(result, f"tracking.uri: {found} is an MLflow file store", "sqlite:///")
+    assert not ray.is_initialized()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    result = invoke("run", str(write(tmp_path / "space.yaml", quickstart())))
+    assert_bad_input(result, "MLFLOW_TRACKING_URI: file://", "MLFLOW_ALLOW_FILE_STORE=true")
+    assert not ray.is_initialized()
+
+
 def test_console_script_bad_file(tmp_path: Path) -> None:
     exe = shutil.which("minesearch")
     assert exe is not None, "the console script is not installed (pip install -e .)"

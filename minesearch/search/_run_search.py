@@ -31,7 +31,15 @@ from minesearch.search._steps import after_fit
 from minesearch.search._trial import TrialSetup, trainable
 from minesearch.search._tuner import new_tuner
 from minesearch.search._view import Header, ViewMode
-from minesearch.tracking import ParentRun, StoreOpening, names, resolve_tracking_uri
+from minesearch.tracking import (
+    ParentRun,
+    StoreError,
+    StoreOpening,
+    names,
+    refused_store,
+    resolve_tracking_uri,
+    tracking_source,
+)
 
 DEFAULT_STORAGE = "minesearch_runs"
 
@@ -79,6 +87,8 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     saved, and `options.resume` continues it.
     """
     tracking_uri = resolve_tracking_uri(spec.tracking.uri)
+    if (refused := refused_store(tracking_uri, tracking_source(spec.tracking.uri))) is not None:
+        raise StoreError(refused)  # before Ray starts: bad input, not a failed search
     storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
     setting = model_setting(spec)
     spec = with_protocol(spec, setting)  # folds, re-runs and test seeds of the setting

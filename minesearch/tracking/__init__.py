@@ -40,7 +40,9 @@ from minesearch.tracking._store import (
     local_artifact_root,
     missing_store,
     open_ui_command,
+    refused_store,
     resolve_tracking_uri,
+    tracking_source,
     ui_command,
 )
 from minesearch.tracking._ui import (
@@ -87,11 +89,13 @@ __all__ = [
     "open_ui_command",
     "read_search",
     "recipe_params",
+    "refused_store",
     "resolve_tracking_uri",
     "runs_url",
     "spec_of",
     "start_server",
     "stop_group",
+    "tracking_source",
     "trial_params",
     "ui_command",
     "wait_until_up",

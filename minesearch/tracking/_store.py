@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.tracking import MlflowClient
 
 from minesearch.config import is_uri
@@ -23,7 +24,31 @@ DEFAULT_STORE = "mlflow.db"
 
 
 class StoreError(LookupError):
-    """The store, experiment or run asked for does not exist; the message says which."""
+    """The store, experiment or run asked for does not exist, or the store cannot be used; the
+    message says which."""
+
+
+def refused_store(tracking_uri: str, named_by: str = "the MLflow store") -> str | None:
+    """Why MLflow will not open this store, said before a search starts rather than as MLflow's
+    traceback seconds into it; None when it will. MLflow 3.17 opens a file store (./mlruns) only
+    with MLFLOW_ALLOW_FILE_STORE=true: it is in maintenance mode. `named_by`: where the URI came
+    from (tracking.uri, MLFLOW_TRACKING_URI, --tracking-uri)."""
+    if not tracking_uri.startswith("file:") or MLFLOW_ALLOW_FILE_STORE.get():
+        return None
+    return (
+        f"{named_by}: {tracking_uri} is an MLflow file store, which MLflow opens only with "
+        f"{MLFLOW_ALLOW_FILE_STORE.name}=true (file stores are in maintenance mode); use a "
+        f"SQLite store (sqlite:///<file>.db; the default is sqlite:///{DEFAULT_STORE} in the "
+        "current directory) or a tracking server (http://...). `mlflow migrate-filestore` "
+        "copies an existing file store into SQLite"
+    )
+
+
+def tracking_source(configured: str | None, field: str = "tracking.uri") -> str:
+    """What named the store `resolve_tracking_uri` picks: `field`, else the environment."""
+    if configured:
+        return field
+    return "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "the default store"
 
 
 def resolve_tracking_uri(configured: str | None, cwd: Path | None = None) -> str:
@@ -81,6 +106,8 @@ def open_store(tracking_uri: str) -> MlflowClient:
     new local SQLite store is made once and whole before anything opens it (`_sqlite`)."""
     if (path := sqlite_file(tracking_uri)) is not None:
         return open_sqlite(tracking_uri, path, _sqlite_artifact_root(path))
+    if (refused := refused_store(tracking_uri)) is not None:
+        raise StoreError(refused)
     return MlflowClient(tracking_uri)
 
 

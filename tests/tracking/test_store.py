@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from minesearch.tracking import open_ui_command, resolve_tracking_uri, ui_command
+from minesearch.tracking import (
+    StoreError,
+    open_ui_command,
+    refused_store,
+    resolve_tracking_uri,
+    ui_command,
+)
+from minesearch.tracking._store import open_store
 
 
 def test_relative_sqlite_uri_becomes_absolute(tmp_path: Path) -> None:
@@ -28,6 +35,24 @@ def test_default_is_sqlite_in_cwd_and_env_wins_over_default(
 def test_file_store_paths_become_file_uris(tmp_path: Path) -> None:
     assert resolve_tracking_uri("mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
     assert resolve_tracking_uri("file:./mlruns", tmp_path) == (tmp_path / "mlruns").as_uri()
+
+
+def test_a_file_store_is_refused_with_what_to_use_unless_mlflow_is_told_to_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = (tmp_path / "mlruns").as_uri()
+    why = refused_store(store, "tracking.uri")
+    assert why is not None and why.startswith(f"tracking.uri: {store} is an MLflow file store")
+    assert "sqlite:///" in why and "MLFLOW_ALLOW_FILE_STORE=true" in why
+    for usable in (f"sqlite:///{tmp_path}/m.db", "http://127.0.0.1:5000", "databricks"):
+        assert refused_store(usable) is None, usable
+    with pytest.raises(StoreError, match="is an MLflow file store"):
+        open_store(store)
+    assert not (tmp_path / "mlruns").exists()  # nothing made
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own way to open one
+    assert refused_store(store) is None
+    open_store(store).search_experiments()
 
 
 def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
