@@ -248,6 +248,21 @@ def test_run_on_a_file_store_exits_2_before_ray(
     assert not ray.is_initialized()
 
 
+def test_run_on_a_server_that_does_not_answer_exits_2_before_ray(tmp_path: Path) -> None:
+    """Not minutes of MLflow's retries with nothing printed: one request, then the error."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    raw = quickstart() | {"tracking": {"uri": f"http://127.0.0.1:{port}"}}
+    result = invoke("run", str(write(tmp_path / "space.yaml", raw)))
+    assert_bad_input(
+        result, f"tracking.uri: no server answers at http://127.0.0.1:{port}", "mlflow server"
+    )
+    assert not ray.is_initialized()
+
+
 def test_console_script_bad_file(tmp_path: Path) -> None:
     exe = shutil.which("minesearch")
     assert exe is not None, "the console script is not installed (pip install -e .)"

@@ -36,8 +36,8 @@ from minesearch.tracking import (
     StoreError,
     StoreOpening,
     names,
-    refused_store,
     resolve_tracking_uri,
+    store_problem,
     tracking_source,
 )
 
@@ -87,8 +87,8 @@ def run_search(spec: SpaceSpec, space_file: Path | None, options: SearchOptions)
     saved, and `options.resume` continues it.
     """
     tracking_uri = resolve_tracking_uri(spec.tracking.uri)
-    if (refused := refused_store(tracking_uri, tracking_source(spec.tracking.uri))) is not None:
-        raise StoreError(refused)  # before Ray starts: bad input, not a failed search
+    if (problem := store_problem(tracking_uri, tracking_source(spec.tracking.uri))) is not None:
+        raise StoreError(problem)  # before Ray starts: bad input, not a failed search
     storage = resolve_storage(options.storage_path or spec.storage_path or DEFAULT_STORAGE)
     setting = model_setting(spec)
     spec = with_protocol(spec, setting)  # folds, re-runs and test seeds of the setting

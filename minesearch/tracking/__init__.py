@@ -42,8 +42,10 @@ from minesearch.tracking._store import (
     open_ui_command,
     refused_store,
     resolve_tracking_uri,
+    store_problem,
     tracking_source,
     ui_command,
+    unreachable_server,
 )
 from minesearch.tracking._ui import (
     UI_HOST,
@@ -95,8 +97,10 @@ __all__ = [
     "spec_of",
     "start_server",
     "stop_group",
+    "store_problem",
     "tracking_source",
     "trial_params",
     "ui_command",
+    "unreachable_server",
     "wait_until_up",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from minesearch.config import is_uri
 from minesearch.tracking._sqlite import open_sqlite, sqlite_file
 
 DEFAULT_STORE = "mlflow.db"
+SERVER_PROBE_S = 5.0  # seconds a tracking server gets to answer before a search starts
 
 
 class StoreError(LookupError):
@@ -42,6 +45,35 @@ def refused_store(tracking_uri: str, named_by: str = "the MLflow store") -> str 
         "current directory) or a tracking server (http://...). `mlflow migrate-filestore` "
         "copies an existing file store into SQLite"
     )
+
+
+def unreachable_server(tracking_uri: str, timeout: float = SERVER_PROBE_S) -> str | None:
+    """Why no tracking server answers at an http(s) URI, found with one request; None when one
+    answers (any HTTP status: authentication and routes are MLflow's to judge) or the URI is not
+    a server's. MLflow itself retries a refused connection with backoff for minutes, before the
+    search has printed anything."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:  # it answered
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no server answers at {tracking_uri} ({reason})"
+
+
+def store_problem(tracking_uri: str, named_by: str) -> str | None:
+    """What stops a search from using its store, said before Ray starts; None when nothing does."""
+    if (refused := refused_store(tracking_uri, named_by)) is not None:
+        return refused
+    if (unreachable := unreachable_server(tracking_uri)) is not None:
+        return (
+            f"{named_by}: {unreachable}; start the server (mlflow server --backend-store-uri "
+            "sqlite:///mlflow.db ...) or use a SQLite store (sqlite:///<file>.db)"
+        )
+    return None
 
 
 def tracking_source(configured: str | None, field: str = "tracking.uri") -> str:
@@ -154,6 +186,8 @@ def existing_store(tracking_uri: str, hint: str = "give --tracking-uri") -> Mlfl
     """A client on a store that exists (for commands that only read)."""
     if (path := missing_store(tracking_uri)) is not None:
         raise StoreError(f"no MLflow store at {path} ({hint})")
+    if (unreachable := unreachable_server(tracking_uri)) is not None:
+        raise StoreError(f"{unreachable} ({hint})")
     return open_store(tracking_uri)
 
 

@@ -12,6 +12,7 @@ from minesearch.tracking import (
     refused_store,
     resolve_tracking_uri,
     ui_command,
+    unreachable_server,
 )
 from minesearch.tracking._store import open_store
 
@@ -53,6 +54,39 @@ def test_a_file_store_is_refused_with_what_to_use_unless_mlflow_is_told_to_open_
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own way to open one
     assert refused_store(store) is None
     open_store(store).search_experiments()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_a_server_that_does_not_answer_is_found_with_one_request() -> None:
+    """MLflow would retry a refused connection for minutes; one request says so at once. Any
+    HTTP answer, even 404, is a server's: what it serves is MLflow's to judge."""
+    import http.server
+    import threading
+    import time
+
+    started = time.monotonic()
+    why = unreachable_server(f"http://127.0.0.1:{closed_port()}")
+    assert why is not None and why.startswith("no server answers at http://127.0.0.1:")
+    assert time.monotonic() - started < 5
+    assert unreachable_server("sqlite:////x/m.db") is None
+    assert unreachable_server("databricks") is None
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:  # BaseHTTPRequestHandler answers every GET with 501
+        assert unreachable_server(f"http://127.0.0.1:{server.server_port}") is None
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
