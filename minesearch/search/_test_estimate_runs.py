@@ -117,11 +117,12 @@ def side_by_side(
     together (`balanced_in`): then the work is the same, split in k processes, and several
     processes train more steps than one with all the threads. k is the fewest that balance,
     among the divisors of the run's CPUs (whole threads each) and one more than its CPUs (one
-    thread each). On 2 cores, MiniLM steps/s: one 2-thread run 2.62-2.80, two 1-thread runs
-    2.97-3.21, three 2.87-2.88 (docs/measurements.md). So the chosen recipe's two 1-epoch seeds
-    go beside the control's 2 epochs (k = 2), and three 2-epoch runs all at once (k = 3), not
-    two then one, which would leave the last alone on a new process. An unbalanced split would
-    leave one run alone on a share of the CPUs at the end, slower than serial.
+    thread each). On 2 cores two 1-thread MiniLM runs train 1.20-1.37x the steps of one 2-thread
+    run, three 1.04-1.34x (`bench/side_by_side.py`, bench/results/side_by_side.txt). So the
+    chosen recipe's two 1-epoch seeds go beside the control's 2 epochs (k = 2), and three 2-epoch
+    runs all at once (k = 3), not two then one, which would leave the last alone on a new
+    process. An unbalanced split would leave one run alone on a share of the CPUs at the end,
+    slower than serial.
     The search's own trials stay one at a time: side by side, TPE would propose one trial fewer
     from results (search_spaces/text_minilm.yaml); these runs are fixed before they start."""
     cpus = train.cpus_per_worker
