@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -61,6 +62,8 @@ def unreachable_server(tracking_uri: str, timeout: float = SERVER_PROBE_S) -> st
         return None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):  # something answered in TLS: its certificate is
+            return None  # MLflow's to judge (REQUESTS_CA_BUNDLE, MLFLOW_TRACKING_INSECURE_TLS)
         return f"no server answers at {tracking_uri} ({reason})"
 
 

@@ -89,6 +89,28 @@ def test_a_server_that_does_not_answer_is_found_with_one_request() -> None:
         server.server_close()
 
 
+def test_a_server_whose_certificate_urllib_does_not_trust_still_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MLflow trusts what requests trusts (REQUESTS_CA_BUNDLE) or is told to skip the check; a
+    TLS handshake that urllib rejects is a server answering, not a missing one."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    def rejects(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(ssl.SSLCertVerificationError("self-signed certificate"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", rejects)
+    assert unreachable_server("https://mlflow.internal") is None
+
+    def refuses(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuses)
+    assert "Connection refused" in (unreachable_server("https://mlflow.internal") or "")
+
+
 def test_ui_command_names_the_store_and_binds_loopback(tmp_path: Path) -> None:
     command = ui_command(f"sqlite:///{tmp_path}/m.db")
     assert f"--backend-store-uri 'sqlite:///{tmp_path}/m.db'" in command
