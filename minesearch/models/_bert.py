@@ -122,9 +122,9 @@ def embedding(rows: int, width: int, padding_idx: int | None = None) -> nn.Embed
     """An embedding table; on the meta device (`load_bert`) without drawing its initial weights,
     which the file's replace: `normal_` on a meta tensor imports torch._dynamo, ~1 s of every
     process that builds the encoder (a trial's, each scoring task's, the driver's export)."""
-    weight = torch.empty(rows, width)
-    if not weight.is_meta:
+    if not torch.empty(0).is_meta:  # the default device is not meta: initialised as usual
         return nn.Embedding(rows, width, padding_idx=padding_idx)
+    weight = torch.empty(rows, width)  # meta: no storage, nothing drawn
     return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=padding_idx)
 
 

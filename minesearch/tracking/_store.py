@@ -60,7 +60,7 @@ def unreachable_server(tracking_uri: str, timeout: float = SERVER_PROBE_S) -> st
             return None
     except urllib.error.HTTPError:  # it answered
         return None
-    except (urllib.error.URLError, OSError) as exc:
+    except OSError as exc:  # URLError (refused, timed out, no such host) is one
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, ssl.SSLError):  # something answered in TLS: its certificate is
             return None  # MLflow's to judge (REQUESTS_CA_BUNDLE, MLFLOW_TRACKING_INSECURE_TLS)
